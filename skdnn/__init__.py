@@ -1,0 +1,10 @@
+"""skdnn: scikit-learn-native deep neural networks on PyTorch."""
+
+# Authors: The skdnn developers
+# SPDX-License-Identifier: BSD-3-Clause
+
+from ._classifier import DNNClassifier
+
+__version__ = "0.1.0"
+
+__all__ = ["DNNClassifier", "__version__"]

@@ -1,0 +1,1082 @@
+"""DNNClassifier: scikit-learn's classifier contract on a PyTorch network."""
+
+# Authors: The skdnn developers
+# SPDX-License-Identifier: BSD-3-Clause
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from ._device import (
+    check_device,
+    device_for_loading,
+    n_threads_for,
+    resolve_device,
+    torch_threads,
+)
+from ._network import OUTPUT_PROBA, MLPModule, init_params
+from ._sklearn_private import (
+    _check_partial_fit_first_call,
+    _check_sample_weight,
+    _fit_context,
+)
+from ._training import (
+    as_rows,
+    evaluate,
+    fit_lbfgs,
+    make_optimizer,
+    predict_logits,
+    run_epoch,
+)
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+# Output layer for each kind of target, as in MLPClassifier.
+_OUT_ACTIVATION = {
+    "binary": "logistic",
+    "multiclass": "softmax",
+    "multilabel-indicator": "logistic",
+}
+
+# Below this learning rate, 'adaptive' SGD stops instead of dividing it again.
+_MIN_ADAPTIVE_LEARNING_RATE = 1e-6
+
+
+def _uses_stochastic_solver(estimator):
+    """Whether ``partial_fit`` is available: only for 'sgd' and 'adam'."""
+    if estimator.solver not in _STOCHASTIC_SOLVERS:
+        raise AttributeError(
+            "partial_fit is only available for the stochastic solvers 'sgd' and "
+            f"'adam'; this DNNClassifier has solver={estimator.solver!r}."
+        )
+    return True
+
+
+def _check_architecture(hidden_layer_sizes, dropout):
+    """Check what parameter constraints cannot express about the layers.
+
+    Returns
+    -------
+    sizes : tuple of int
+        One width per hidden layer.
+    rates : tuple of float
+        One dropout rate per hidden layer.
+    """
+    if isinstance(hidden_layer_sizes, Integral):
+        hidden_layer_sizes = (hidden_layer_sizes,)
+    sizes = tuple(hidden_layer_sizes)
+    if not all(isinstance(s, Integral) and s >= 1 for s in sizes):
+        raise ValueError(
+            "hidden_layer_sizes must hold one integer >= 1 per hidden layer; "
+            f"got hidden_layer_sizes={hidden_layer_sizes!r}."
+        )
+    if isinstance(dropout, Real):
+        rates = (float(dropout),) * len(sizes)
+    else:
+        rates = tuple(float(p) for p in dropout)
+        if len(rates) != len(sizes):
+            raise ValueError(
+                f"dropout={dropout!r} gives {len(rates)} rate(s), but "
+                f"hidden_layer_sizes={hidden_layer_sizes!r} has {len(sizes)} "
+                "hidden layer(s); give one rate, or one rate per hidden layer."
+            )
+    if not all(0.0 <= p < 1.0 for p in rates):
+        raise ValueError(
+            f"Every dropout rate must be in [0, 1); got dropout={dropout!r}."
+        )
+    return tuple(int(s) for s in sizes), rates
+
+
+def _tensor_to_cpu(value):
+    """Copy the tensors in a nested dict/list of optimizer state to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _tensor_to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_tensor_to_cpu(v) for v in value)
+    return value
+
+
+class DNNClassifier(ClassifierMixin, BaseEstimator):
+    """Deep neural network classifier, trained with PyTorch.
+
+    A drop-in for :class:`sklearn.neural_network.MLPClassifier`: it takes
+    every MLPClassifier parameter with the same name, default and meaning,
+    and adds dropout, a choice of device (the GPU when there is one) and
+    class weights. It works wherever scikit-learn takes a classifier:
+    pipelines, grid searches, cross-validation, clone and pickle.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_hidden_layers,) or int, \
+            default=(100,)
+        The ith element is the number of units of the ith hidden layer.
+        ``()`` gives no hidden layer: a linear model.
+
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation function of the hidden layers.
+
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        'adam' and 'sgd' are torch's Adam and SGD optimizers on minibatches;
+        'lbfgs' is scipy's L-BFGS-B on the full batch, with gradients from
+        torch. 'lbfgs' takes no dropout.
+
+    alpha : float, default=0.0001
+        Strength of the L2 penalty, ``alpha / 2 * ||W||^2`` divided by the
+        batch's total sample weight, as in MLPClassifier.
+
+    batch_size : int or 'auto', default='auto'
+        Minibatch size of the stochastic solvers; 'auto' is
+        ``min(200, n_samples)``.
+
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Learning rate schedule of 'sgd'. 'invscaling' sets it to
+        ``learning_rate_init / (t + 1) ** power_t`` after each epoch (``t`` is
+        the number of samples seen); 'adaptive' divides it by 5 whenever
+        ``n_iter_no_change`` epochs in a row fail to improve by ``tol``.
+
+    learning_rate_init : float, default=0.001
+        Initial learning rate of 'sgd' and 'adam'.
+
+    power_t : float, default=0.5
+        Exponent of 'invscaling'.
+
+    max_iter : int, default=200
+        Maximum number of epochs ('sgd', 'adam') or iterations ('lbfgs').
+
+    shuffle : bool, default=True
+        Whether to shuffle the samples at each epoch.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the shuffling, the validation split and the
+        dropout masks. An int gives bit-identical results on the CPU. Neither
+        numpy's nor torch's global random generator is read or changed.
+
+    tol : float, default=1e-4
+        Tolerance of the stopping criteria (see ``n_iter_no_change``).
+
+    verbose : bool, default=False
+        Whether to print one line per epoch: the loss, and the validation
+        score when ``early_stopping=True``.
+
+    warm_start : bool, default=False
+        Whether ``fit`` continues from the fitted network.
+
+    momentum : float, default=0.9
+        Momentum of 'sgd'.
+
+    nesterovs_momentum : bool, default=True
+        Whether 'sgd' uses Nesterov's momentum.
+
+    early_stopping : bool, default=False
+        Whether to hold out ``validation_fraction`` of the training data and
+        stop when its accuracy fails to improve by ``tol`` for
+        ``n_iter_no_change`` epochs. The best weights are kept.
+
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out when ``early_stopping=True``.
+
+    beta_1 : float, default=0.9
+        Decay of Adam's first moment estimates.
+
+    beta_2 : float, default=0.999
+        Decay of Adam's second moment estimates.
+
+    epsilon : float, default=1e-8
+        Adam's numerical stability term.
+
+    n_iter_no_change : int, default=10
+        Number of epochs without an improvement of ``tol`` (in the training
+        loss, or in the validation score with ``early_stopping=True``) after
+        which training stops.
+
+    max_fun : int, default=15000
+        Maximum number of loss evaluations of 'lbfgs'.
+
+    dropout : float or array-like of shape (n_hidden_layers,), default=0.0
+        Fraction of each hidden layer's units dropped at random while
+        training, one rate for all hidden layers or one per layer, each in
+        [0, 1). Kept units are scaled by ``1 / (1 - rate)``, so prediction,
+        where dropout is off, needs no rescaling. Rates of 0.2 to 0.5 fight
+        overfitting in large networks.
+
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, multiplied into the sample weights: a dict
+        ``{label: weight}``, or 'balanced' for weights inversely proportional
+        to the class frequencies. Not for multilabel targets.
+
+    device : str or torch.device, default='auto'
+        Where the network trains and predicts: 'auto' (CUDA, then Apple MPS,
+        then the CPU), 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device.
+
+    n_threads : int, 'auto' or None, default='auto'
+        torch threads used while fitting on the CPU. 'auto' uses one thread
+        for small networks, where more threads cost more than they save and
+        slow down badly when another process is busy, and torch's current
+        setting (by default, all cores) for large ones. An int sets the count
+        for the fit; None leaves torch's setting alone.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+
+    loss_ : float
+        Loss of the last epoch (mean over its batches) or the last L-BFGS
+        iteration.
+
+    best_loss_ : float or None
+        Lowest training loss reached; None when ``early_stopping=True``.
+
+    loss_curve_ : list of float
+        Loss of each epoch (or L-BFGS iteration).
+
+    validation_scores_ : list of float or None
+        Accuracy on the validation split after each epoch, when
+        ``early_stopping=True``; else None.
+
+    validation_loss_curve_ : list of float or None
+        Loss (without the penalty) on the validation split after each epoch,
+        when ``early_stopping=True``; else None.
+
+    best_validation_score_ : float or None
+        Best validation accuracy, when ``early_stopping=True``; else None.
+
+    t_ : int
+        Number of training samples seen by the stochastic solvers.
+
+    coefs_ : list of ndarray of shape (fan_in, fan_out)
+        Weight matrix of each layer. On the CPU these share memory with
+        ``module_``.
+
+    intercepts_ : list of ndarray of shape (fan_out,)
+        Bias vector of each layer.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    n_iter_ : int
+        Number of epochs (or L-BFGS iterations) run by the last fit.
+
+    n_layers_ : int
+        Number of layers, input and output layers included.
+
+    n_outputs_ : int
+        Number of output units.
+
+    out_activation_ : str
+        Output activation: 'softmax' for multiclass, 'logistic' for binary
+        and multilabel targets.
+
+    module_ : torch.nn.Module
+        The trained network; its forward pass returns the output logits.
+
+    device_ : torch.device
+        Device the network lives on.
+
+    See Also
+    --------
+    sklearn.neural_network.MLPClassifier : The numpy network this replaces.
+
+    Notes
+    -----
+    Weights and biases are initialised as PyTorch initialises linear layers,
+    uniform in ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``: on the tutorial's XOR
+    problem this trains small ReLU networks more reliably than
+    MLPClassifier's Glorot initialization. 'sgd' uses torch's momentum
+    formulation, which equals MLPClassifier's while the learning rate is
+    constant.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_moons
+    >>> from skdnn import DNNClassifier
+    >>> X, y = make_moons(n_samples=200, noise=0.1, random_state=0)
+    >>> clf = DNNClassifier(hidden_layer_sizes=(16, 16), dropout=0.1,
+    ...                     max_iter=300, random_state=0).fit(X, y)
+    >>> clf.predict(X[:5])
+    array([0, 0, 1, 1, 0])
+    >>> round(clf.score(X, y), 2)
+    0.98
+    """
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": [
+            "array-like",
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "device": [str, torch.device],
+        "n_threads": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dropout=0.0,
+        class_weight=None,
+        device="auto",
+        n_threads="auto",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.class_weight = class_weight
+        self.device = device
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------ fit
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to data X and targets y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. float32 data is trained in float32, other data in
+            float64.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels of any type, or a multilabel indicator matrix.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples.
+
+        Returns
+        -------
+        self : DNNClassifier
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @available_if(_uses_stochastic_solver)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train the network for one epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a multilabel indicator matrix.
+
+        classes : array-like of shape (n_classes,), default=None
+            All the classes across calls to partial_fit. Required on the
+            first call, optional afterwards.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples.
+
+        Returns
+        -------
+        self : DNNClassifier
+            The updated estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def _fit(self, X, y, sample_weight, *, incremental, classes=None):
+        # A fit that fails (bad input, say) leaves a fitted model exactly as
+        # it was: validation sets attributes such as n_features_in_ before it
+        # can know that y is bad.
+        snapshot = dict(self.__dict__)
+        try:
+            return self._fit_checked(X, y, sample_weight, incremental, classes)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            raise
+
+    def _fit_checked(self, X, y, sample_weight, incremental, classes):
+        sizes, rates = _check_architecture(self.hidden_layer_sizes, self.dropout)
+        check_device(self.device)
+        if self.solver == "lbfgs" and any(rates):
+            raise ValueError(
+                f"dropout={self.dropout!r} needs a stochastic solver ('adam' or "
+                "'sgd'): L-BFGS needs a deterministic loss. Use solver='adam' or "
+                "dropout=0."
+            )
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True.")
+        if incremental and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit, which "
+                "sees one batch of the class frequencies at a time; pass a dict "
+                "of class weights computed on the whole data instead."
+            )
+        device = resolve_device(self.device)
+        first_pass = not hasattr(self, "module_") or not (
+            self.warm_start or incremental
+        )
+
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=first_pass,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        binarizer = self._fit_label_binarizer(y, first_pass, incremental, classes)
+        target = self._encode_targets(binarizer, y)
+        sample_weight = self._combined_sample_weight(sample_weight, X, y, binarizer)
+
+        rng = self._random_state_for_fit(incremental)
+        torch_seed = int(rng.randint(np.iinfo(np.int32).max))
+        self._label_binarizer = binarizer
+        self.classes_ = binarizer.classes_
+        if first_pass:
+            self._initialize(sizes, rates, X.shape[1], target, X.dtype, rng, device)
+        else:
+            self._check_continuation(sizes, rates, device)
+
+        dtype = self.module_.weights[0].dtype
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, target, sample_weight)
+        else:
+            generator = torch.Generator(device=self.device_).manual_seed(torch_seed)
+            self._fit_stochastic(
+                X, y, target, sample_weight, incremental, rng, generator, dtype
+            )
+        return self
+
+    def _fit_label_binarizer(self, y, first_pass, incremental, classes):
+        if incremental:
+            if _check_partial_fit_first_call(self, classes):
+                binarizer = LabelBinarizer()
+                multilabel = y.ndim == 2 and y.shape[1] > 1
+                binarizer.fit(y if multilabel else classes)
+            else:
+                binarizer = self._label_binarizer
+                unseen = np.setdiff1d(unique_labels(y), binarizer.classes_)
+                if len(unseen):
+                    raise ValueError(
+                        f"y has classes {unseen.tolist()} that are not in "
+                        f"classes_={binarizer.classes_.tolist()} given on the "
+                        "first call to partial_fit."
+                    )
+        elif first_pass:
+            binarizer = LabelBinarizer().fit(y)
+        else:
+            binarizer = self._label_binarizer
+            if set(unique_labels(y)) != set(binarizer.classes_):
+                raise ValueError(
+                    "warm_start can only continue a fit on data with the same "
+                    f"classes: the model has {binarizer.classes_.tolist()}, y has "
+                    f"{unique_labels(y).tolist()}."
+                )
+        if binarizer.y_type_ != "multilabel-indicator" and (
+            len(binarizer.classes_) < 2
+        ):
+            raise ValueError(
+                "DNNClassifier needs samples of at least 2 classes in the data; "
+                f"got 1 class: {binarizer.classes_.tolist()}."
+            )
+        return binarizer
+
+    @staticmethod
+    def _encode_targets(binarizer, y):
+        """Class indices for a softmax output, 0/1 columns for logistic ones."""
+        if _OUT_ACTIVATION[binarizer.y_type_] == "softmax":
+            return np.searchsorted(binarizer.classes_, y).astype(np.int64)
+        return binarizer.transform(y)
+
+    def _combined_sample_weight(self, sample_weight, X, y, binarizer):
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+            )
+        if self.class_weight is None:
+            return sample_weight
+        if binarizer.y_type_ == "multilabel-indicator":
+            raise ValueError(
+                "class_weight is not supported for multilabel targets; use "
+                "sample_weight instead."
+            )
+        if isinstance(self.class_weight, dict):
+            known = binarizer.classes_.tolist()
+            unknown = [c for c in self.class_weight if c not in known]
+            if unknown:
+                raise ValueError(
+                    f"class_weight names classes {unknown} that are not among the "
+                    f"classes {known}."
+                )
+        per_sample = compute_sample_weight(self.class_weight, y).astype(X.dtype)
+        return per_sample if sample_weight is None else sample_weight * per_sample
+
+    def _random_state_for_fit(self, incremental):
+        """A numpy RandomState for this fit, never numpy's global one.
+
+        Successive partial_fit calls with an int random_state draw different
+        (but reproducible) shuffles and dropout masks, keyed by the number of
+        samples seen so far.
+        """
+        if self.random_state is None:
+            return np.random.RandomState(np.random.SeedSequence().generate_state(4))
+        if incremental and isinstance(self.random_state, Integral):
+            key = [self.random_state, getattr(self, "t_", 0)]
+            return np.random.RandomState(np.random.SeedSequence(key).generate_state(4))
+        return check_random_state(self.random_state)
+
+    def _initialize(self, sizes, rates, n_features, target, dtype, rng, device):
+        n_outputs = len(self.classes_) if target.ndim == 1 else target.shape[1]
+        layer_units = [n_features, *sizes, n_outputs]
+        coefs, intercepts = init_params(layer_units, random_state=rng, dtype=dtype)
+        module = MLPModule(coefs, intercepts, activation=self.activation, dropout=rates)
+        self.module_ = module.to(device).eval()
+        self.device_ = device
+        self.n_outputs_ = n_outputs
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = _OUT_ACTIVATION[self._label_binarizer.y_type_]
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.loss_curve_ = []
+        self.best_loss_ = None if self.early_stopping else np.inf
+        self.validation_scores_ = [] if self.early_stopping else None
+        self.validation_loss_curve_ = [] if self.early_stopping else None
+        self.best_validation_score_ = -np.inf if self.early_stopping else None
+        self._optimizer = None
+        self._no_improvement_count = 0
+
+    def _check_continuation(self, sizes, rates, device):
+        """Check that warm_start or partial_fit can continue the fitted network."""
+        fitted = tuple(W.shape[1] for W in self.module_.weights[:-1])
+        if fitted != sizes or self.module_.activation != self.activation:
+            raise ValueError(
+                f"The fitted network has hidden_layer_sizes={fitted} and "
+                f"activation={self.module_.activation!r}; warm_start and "
+                f"partial_fit cannot continue it with hidden_layer_sizes={sizes} "
+                f"and activation={self.activation!r}. Set warm_start=False to fit "
+                "a new network."
+            )
+        self.module_.dropout = rates
+        if device != self.device_:
+            self.module_.to(device)
+            self.device_ = device
+            self._optimizer = None
+        if self.early_stopping and self.validation_scores_ is None:
+            self.validation_scores_, self.validation_loss_curve_ = [], []
+            self.best_validation_score_, self.best_loss_ = -np.inf, None
+
+    def _fit_lbfgs(self, X, target, sample_weight):
+        weights, biases = list(self.module_.weights), list(self.module_.biases)
+        dtype, device = weights[0].dtype, self.device_
+        losses = []
+
+        def record(loss):
+            losses.append(float(loss))
+            if self.verbose:
+                print(f"Iteration {len(losses)}, loss = {loss:.8f}")
+
+        threads = n_threads_for(
+            self.n_threads, device=device, macs_per_step=X.shape[0] * self._macs()
+        )
+        with torch_threads(threads):
+            result = fit_lbfgs(
+                weights=weights,
+                biases=biases,
+                X=self._rows(X, dtype),
+                target=self._target_tensor(target, dtype),
+                sample_weight=self._weight_tensor(sample_weight, dtype),
+                activation=self.activation,
+                alpha=self.alpha,
+                out_activation=self.out_activation_,
+                max_iter=self.max_iter,
+                max_fun=self.max_fun,
+                tol=self.tol,
+                callback=record,
+            )
+        self.n_iter_ = int(result.nit)
+        self.loss_ = float(result.fun)
+        self.loss_curve_ = losses or [self.loss_]
+        self.best_loss_ = min(self.loss_curve_)
+        if result.status != 0:
+            warnings.warn(
+                f"lbfgs failed to converge after {result.nit} iteration(s) "
+                f"(status={result.status}): {result.message}. Increase max_iter "
+                "or max_fun, or scale the data.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+
+    def _fit_stochastic(
+        self, X, y, target, sample_weight, incremental, rng, generator, dtype
+    ):
+        if self.early_stopping:
+            X, X_val, target, t_val, sample_weight, sw_val = self._validation_split(
+                X, y, target, sample_weight, rng
+            )
+            X_val = self._rows(X_val, dtype)
+            t_val = self._target_tensor(t_val, dtype)
+            sw_val = self._weight_tensor(sw_val, dtype)
+        n_samples = X.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    f"Got batch_size={self.batch_size} larger than the number of "
+                    f"training samples ({n_samples}); it is clipped to "
+                    f"{n_samples}.",
+                    stacklevel=4,
+                )
+            batch_size = min(self.batch_size, n_samples)
+        if self._optimizer is None or not incremental:
+            self._optimizer = make_optimizer(
+                self.module_.parameters(),
+                solver=self.solver,
+                learning_rate_init=self.learning_rate_init,
+                momentum=self.momentum,
+                nesterovs_momentum=self.nesterovs_momentum,
+                beta_1=self.beta_1,
+                beta_2=self.beta_2,
+                epsilon=self.epsilon,
+            )
+        X = self._rows(X, dtype)
+        target = self._target_tensor(target, dtype)
+        sample_weight = self._weight_tensor(sample_weight, dtype)
+        weights, biases = list(self.module_.weights), list(self.module_.biases)
+        threads = n_threads_for(
+            self.n_threads, device=self.device_, macs_per_step=batch_size * self._macs()
+        )
+        if self.early_stopping:
+            self._best_params = [p.detach().clone() for p in self.module_.parameters()]
+
+        self.n_iter_ = 0
+        try:
+            with torch_threads(threads):
+                for _ in range(1 if incremental else self.max_iter):
+                    order = None
+                    if self.shuffle:
+                        order = torch.from_numpy(rng.permutation(n_samples))
+                        order = order.to(self.device_)
+                    loss = run_epoch(
+                        weights=weights,
+                        biases=biases,
+                        optimizer=self._optimizer,
+                        X=X,
+                        target=target,
+                        sample_weight=sample_weight,
+                        order=order,
+                        batch_size=batch_size,
+                        activation=self.activation,
+                        dropout=self.module_.dropout,
+                        generator=generator,
+                        alpha=self.alpha,
+                        out_activation=self.out_activation_,
+                    ).item()
+                    self.n_iter_ += 1
+                    self.t_ += n_samples
+                    self.loss_ = loss
+                    self.loss_curve_.append(loss)
+                    message = f"Iteration {self.n_iter_}, loss = {loss:.8f}"
+                    if self.early_stopping:
+                        self._record_validation(weights, biases, X_val, t_val, sw_val)
+                        message += (
+                            f", validation score = {self.validation_scores_[-1]:.6f}"
+                        )
+                    else:
+                        self._record_training_loss(loss)
+                    if self.verbose:
+                        print(message)
+                    self._schedule_learning_rate()
+                    if self._should_stop():
+                        break
+                else:
+                    if not incremental:
+                        warnings.warn(
+                            f"Stochastic Optimizer: Maximum iterations "
+                            f"({self.max_iter}) reached and the optimization "
+                            "hasn't converged yet.",
+                            ConvergenceWarning,
+                            stacklevel=4,
+                        )
+        except KeyboardInterrupt:
+            warnings.warn(
+                f"Training interrupted by user after {self.n_iter_} complete "
+                "epoch(s); the model keeps the weights it has.",
+                stacklevel=4,
+            )
+        if self.early_stopping:
+            with torch.no_grad():
+                for param, best in zip(
+                    self.module_.parameters(), self._best_params, strict=True
+                ):
+                    param.copy_(best)
+            del self._best_params
+
+    def _validation_split(self, X, y, target, sample_weight, rng):
+        stratify = None
+        if y.ndim == 1 and np.unique(y, return_counts=True)[1].min() >= 2:
+            stratify = y
+        arrays = [X, target] + ([] if sample_weight is None else [sample_weight])
+        parts = train_test_split(
+            *arrays,
+            random_state=rng,
+            test_size=self.validation_fraction,
+            stratify=stratify,
+        )
+        if parts[1].shape[0] < 2:
+            raise ValueError(
+                f"The validation set is too small ({parts[1].shape[0]} sample) for "
+                f"validation_fraction={self.validation_fraction}; increase it or "
+                "use more data."
+            )
+        if sample_weight is None:
+            parts += [None, None]
+        return parts
+
+    def _record_validation(self, weights, biases, X_val, t_val, sw_val):
+        loss, score = evaluate(
+            weights,
+            biases,
+            X_val,
+            t_val,
+            sw_val,
+            activation=self.activation,
+            out_activation=self.out_activation_,
+        )
+        self.validation_scores_.append(score)
+        self.validation_loss_curve_.append(loss)
+        if score < self.best_validation_score_ + self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if score > self.best_validation_score_:
+            self.best_validation_score_ = score
+            with torch.no_grad():
+                for best, param in zip(
+                    self._best_params, self.module_.parameters(), strict=True
+                ):
+                    best.copy_(param)
+
+    def _record_training_loss(self, loss):
+        if loss > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        self.best_loss_ = min(self.best_loss_, loss)
+
+    def _schedule_learning_rate(self):
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            rate = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+            for group in self._optimizer.param_groups:
+                group["lr"] = rate
+
+    def _should_stop(self):
+        """Stop, or for 'adaptive' SGD divide the learning rate, on a plateau."""
+        if self._no_improvement_count <= self.n_iter_no_change:
+            return False
+        what = "Validation score" if self.early_stopping else "Training loss"
+        message = (
+            f"{what} did not improve more than tol={self.tol} for "
+            f"{self.n_iter_no_change} consecutive epochs."
+        )
+        group = self._optimizer.param_groups[0]
+        if (
+            self.solver == "sgd"
+            and self.learning_rate == "adaptive"
+            and group["lr"] > _MIN_ADAPTIVE_LEARNING_RATE
+        ):
+            for group in self._optimizer.param_groups:
+                group["lr"] = group["lr"] / 5.0
+            self._no_improvement_count = 0
+            if self.verbose:
+                print(f"{message} Setting learning rate to {group['lr']:f}")
+            return False
+        if self.verbose:
+            print(f"{message} Stopping.")
+        return True
+
+    def _macs(self):
+        """Multiply-adds of the forward pass for one sample."""
+        return sum(W.shape[0] * W.shape[1] for W in self.module_.weights)
+
+    def _rows(self, X, dtype):
+        rows = as_rows(X, self.device_)
+        return rows.to(dtype) if isinstance(rows, torch.Tensor) else rows
+
+    def _target_tensor(self, target, dtype):
+        target = torch.from_numpy(np.ascontiguousarray(target))
+        if self.out_activation_ == "logistic":
+            target = target.to(dtype)
+        return target.to(self.device_)
+
+    def _weight_tensor(self, sample_weight, dtype):
+        if sample_weight is None:
+            return None
+        return torch.from_numpy(np.ascontiguousarray(sample_weight)).to(
+            device=self.device_, dtype=dtype
+        )
+
+    # -------------------------------------------------------------- predict
+
+    def _predict_output(self, X, transform=None):
+        X = validate_data(
+            self,
+            X,
+            accept_sparse=["csr", "csc"],
+            dtype=(np.float64, np.float32),
+            reset=False,
+        )
+        return predict_logits(
+            list(self.module_.weights),
+            list(self.module_.biases),
+            X,
+            activation=self.module_.activation,
+            transform=transform,
+        )
+
+    def _binary_columns(self, table):
+        """The output transform, with both columns for a binary target."""
+        transform = table[self.out_activation_]
+        if self._label_binarizer.y_type_ != "binary":
+            return transform
+        return lambda z: torch.cat([transform(-z), transform(z)], dim=1)
+
+    def predict(self, X):
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Labels from ``classes_``, or a multilabel indicator matrix.
+        """
+        check_is_fitted(self)
+        logits = self._predict_output(X)
+        y_type = self._label_binarizer.y_type_
+        if y_type == "multiclass":
+            return self.classes_[logits.argmax(axis=1)]
+        if y_type == "binary":
+            return self.classes_[(logits[:, 0] > 0).astype(np.intp)]
+        return self._label_binarizer.inverse_transform((logits > 0).astype(int))
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probability of each class, in the order of ``classes_``; for
+            multilabel targets, the probability of each label.
+        """
+        check_is_fitted(self)
+        proba = self._predict_output(X, self._binary_columns(OUTPUT_PROBA))
+        if self._label_binarizer.y_type_ == "multilabel-indicator":
+            # Each label's probability is a sigmoid, which rounds to exactly 0
+            # or 1 beyond a logit of about +-37; scikit-learn expects these
+            # probabilities strictly inside (0, 1).
+            info = np.finfo(proba.dtype)
+            np.clip(proba, info.tiny, 1.0 - info.eps, out=proba)
+        return proba
+
+    def predict_log_proba(self, X):
+        """Logarithm of the probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input samples.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Equivalent to ``log(predict_proba(X))``, in the order of
+            ``classes_``.
+        """
+        proba = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(proba, out=proba)
+
+    # ------------------------------------------------ weights as numpy arrays
+
+    @property
+    def coefs_(self):
+        return [W.detach().cpu().numpy() for W in self.module_.weights]
+
+    @coefs_.setter
+    def coefs_(self, values):
+        self._assign(self.module_.weights, values, "coefs_")
+
+    @property
+    def intercepts_(self):
+        return [b.detach().cpu().numpy() for b in self.module_.biases]
+
+    @intercepts_.setter
+    def intercepts_(self, values):
+        self._assign(self.module_.biases, values, "intercepts_")
+
+    @staticmethod
+    def _assign(params, values, name):
+        values = list(values)
+        shapes = [tuple(p.shape) for p in params]
+        if [np.shape(v) for v in values] != shapes:
+            raise ValueError(
+                f"{name} must hold arrays of shapes {shapes}; got "
+                f"{[np.shape(v) for v in values]}."
+            )
+        with torch.no_grad():
+            for param, value in zip(params, values, strict=True):
+                param.copy_(torch.as_tensor(np.asarray(value)))
+
+    # --------------------------------------------------------------- pickle
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        module = state.get("module_")
+        if module is not None:
+            # Tensors travel on the CPU, so a model fitted on a GPU loads on
+            # a machine without one.
+            state["module_"] = {
+                "coefs": [W.detach().cpu() for W in module.weights],
+                "intercepts": [b.detach().cpu() for b in module.biases],
+                "activation": module.activation,
+                "dropout": module.dropout,
+            }
+            state["device_"] = str(state["device_"])
+        if state.get("_optimizer") is not None:
+            state["_optimizer"] = _tensor_to_cpu(state["_optimizer"].state_dict())
+        return state
+
+    def __setstate__(self, state):
+        saved = state.get("module_")
+        if isinstance(saved, dict):
+            device = device_for_loading(state["device_"])
+            module = MLPModule(
+                saved["coefs"],
+                saved["intercepts"],
+                activation=saved["activation"],
+                dropout=saved["dropout"],
+            )
+            state["module_"] = module.to(device).eval()
+            state["device_"] = device
+            optimizer_state = state.get("_optimizer")
+            if optimizer_state is not None:
+                optimizer = make_optimizer(
+                    module.parameters(),
+                    solver=state["solver"],
+                    learning_rate_init=state["learning_rate_init"],
+                    momentum=state["momentum"],
+                    nesterovs_momentum=state["nesterovs_momentum"],
+                    beta_1=state["beta_1"],
+                    beta_2=state["beta_2"],
+                    epsilon=state["epsilon"],
+                )
+                optimizer.load_state_dict(optimizer_state)
+                state["_optimizer"] = optimizer
+        super().__setstate__(state)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.classifier_tags.multi_label = True
+        return tags

@@ -1,0 +1,160 @@
+"""Choosing the torch device and the number of CPU threads a fit uses."""
+
+# Authors: The skdnn developers
+# SPDX-License-Identifier: BSD-3-Clause
+
+import contextlib
+import re
+import warnings
+
+import torch
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+# Below this many multiply-adds per training step a second torch thread costs
+# more in synchronisation than it saves, and a busy core stalls every step
+# (measured on a 2-core machine: one thread is as fast on small networks and
+# does not slow down 4x when another process is busy).
+_SINGLE_THREAD_MAX_MACS = 2_000_000
+
+
+def _cuda_available():
+    return torch.cuda.is_available()
+
+
+def _mps_available():
+    backend = getattr(torch.backends, "mps", None)
+    return backend is not None and backend.is_available()
+
+
+def check_device(device):
+    """Check a ``device`` parameter without touching any hardware.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or a :class:`torch.device`.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is a string that names no device.
+    """
+    if isinstance(device, torch.device):
+        return
+    if not _DEVICE_PATTERN.match(device):
+        raise ValueError(
+            f"The 'device' parameter of DNNClassifier must be 'auto', 'cpu', "
+            f"'cuda', 'cuda:N', 'mps' or a torch.device. Got {device!r} instead."
+        )
+
+
+def resolve_device(device):
+    """Turn a ``device`` parameter into an available :class:`torch.device`.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        'auto' picks CUDA, then Apple MPS, then the CPU.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        If the requested accelerator is not available on this machine.
+    """
+    check_device(device)
+    if isinstance(device, str) and device == "auto":
+        if _cuda_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda":
+        if not _cuda_available():
+            raise ValueError(
+                f"device={str(device)!r} was requested, but CUDA is not available "
+                "on this machine (torch.cuda.is_available() is False). Use "
+                "device='auto' or device='cpu'."
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"device={str(device)!r} was requested, but this machine has "
+                f"{count} CUDA device(s)."
+            )
+    elif device.type == "mps" and not _mps_available():
+        raise ValueError(
+            f"device={str(device)!r} was requested, but Apple MPS is not available "
+            "on this machine. Use device='auto' or device='cpu'."
+        )
+    return device
+
+
+def device_for_loading(saved_device):
+    """Return the device a model saved from ``saved_device`` is restored on.
+
+    A model fitted on an accelerator that this machine lacks is restored on
+    the CPU, with a warning, so that a model trained on a GPU server can still
+    be used on a laptop.
+
+    Parameters
+    ----------
+    saved_device : str
+        The device the model was on when it was saved.
+
+    Returns
+    -------
+    torch.device
+    """
+    try:
+        return resolve_device(saved_device)
+    except ValueError:
+        warnings.warn(
+            f"This model was fitted on {saved_device!r}, which is not available "
+            "here; it is loaded on the CPU.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return torch.device("cpu")
+
+
+def n_threads_for(n_threads, *, device, macs_per_step):
+    """Number of torch threads a fit should use, or None to leave torch alone.
+
+    Parameters
+    ----------
+    n_threads : 'auto', int or None
+        The estimator's ``n_threads`` parameter.
+    device : torch.device
+        Threads only matter on the CPU.
+    macs_per_step : int
+        Multiply-adds of one training step's forward pass.
+
+    Returns
+    -------
+    int or None
+    """
+    if n_threads is None or device.type != "cpu":
+        return None
+    if n_threads == "auto":
+        return 1 if macs_per_step <= _SINGLE_THREAD_MAX_MACS else None
+    return n_threads
+
+
+@contextlib.contextmanager
+def torch_threads(n):
+    """Run the block with ``n`` torch threads, then restore the previous count."""
+    if n is None or n == torch.get_num_threads():
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,389 @@
+"""The training loop and inference, as plain functions of tensors.
+
+Nothing here reads or writes estimator state: the estimator passes in the
+parameters, data and settings, and keeps what comes back.
+"""
+
+# Authors: The skdnn developers
+# SPDX-License-Identifier: BSD-3-Clause
+
+import warnings
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse
+import torch
+from torch.nn import functional as F
+
+from ._network import dropout_masks, forward
+
+# Inference and full-batch losses run over blocks of rows so that no
+# activation matrix holds more than this many values (about 16 MB in float32).
+_BLOCK_VALUES = 2**22
+
+
+class SparseRows:
+    """Rows of a scipy sparse matrix, densified on the device block by block.
+
+    Training and inference slice their input by rows; keeping sparse input
+    sparse on the host and densifying one batch at a time bounds memory by
+    the batch, not by the data set.
+
+    Parameters
+    ----------
+    X : scipy sparse matrix of shape (n_samples, n_features)
+    device : torch.device
+    """
+
+    def __init__(self, X, device):
+        self.X = scipy.sparse.csr_matrix(X)
+        self.device = device
+        self.shape = self.X.shape
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        return torch.from_numpy(self.X[rows].toarray()).to(self.device)
+
+    def take(self, order):
+        return SparseRows(self.X[order.cpu().numpy()], self.device)
+
+
+def as_rows(X, device):
+    """Put ``X`` (ndarray or scipy sparse) on ``device`` once, for a whole fit."""
+    if scipy.sparse.issparse(X):
+        return SparseRows(X, device)
+    with warnings.catch_warnings():
+        # Read-only arrays (memmaps) are only read from: torch warns because
+        # it cannot know that.
+        warnings.filterwarnings("ignore", message=".*not writable.*")
+        return torch.from_numpy(np.ascontiguousarray(X)).to(device)
+
+
+def take_rows(X, order):
+    """Rows ``order`` of ``X`` (a Tensor or SparseRows), in that order."""
+    if isinstance(X, SparseRows):
+        return X.take(order)
+    return X.index_select(0, order)
+
+
+def block_rows(layer_units):
+    """Number of rows per block so that a block's activations stay bounded."""
+    return max(1, _BLOCK_VALUES // max(layer_units))
+
+
+def batch_loss(logits, target, sample_weight, *, out_activation, weights, alpha):
+    """The loss skdnn minimises on one batch.
+
+    The cross-entropy of each sample (summed over outputs for logistic
+    outputs), averaged with the sample weights, plus the L2 penalty
+    ``alpha / 2 * ||W||^2`` divided by the batch's total sample weight, as in
+    scikit-learn's MLPClassifier.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (n_samples, n_outputs)
+    target : Tensor
+        Class indices of shape (n_samples,) for a softmax output; 0/1 values
+        of shape (n_samples, n_outputs) for a logistic output.
+    sample_weight : Tensor of shape (n_samples,) or None
+    out_activation : {'softmax', 'logistic'}
+    weights : sequence of Tensor
+        The weight matrices (not the biases) the penalty applies to.
+    alpha : float
+
+    Returns
+    -------
+    Tensor of shape ()
+    """
+    if out_activation == "softmax":
+        per_sample = F.cross_entropy(logits, target, reduction="none")
+    else:
+        per_sample = F.binary_cross_entropy_with_logits(
+            logits, target, reduction="none"
+        ).sum(dim=1)
+    if sample_weight is None:
+        weight_sum = logits.shape[0]
+        loss = per_sample.mean()
+    else:
+        weight_sum = sample_weight.sum()
+        loss = (per_sample * sample_weight).sum() / weight_sum
+    if alpha:
+        penalty = sum(W.square().sum() for W in weights)
+        loss = loss + (0.5 * alpha) * penalty / weight_sum
+    return loss
+
+
+def make_optimizer(
+    params,
+    *,
+    solver,
+    learning_rate_init,
+    momentum,
+    nesterovs_momentum,
+    beta_1,
+    beta_2,
+    epsilon,
+):
+    """Build torch's optimizer for a stochastic solver, fused where supported."""
+    if solver == "adam":
+        make = torch.optim.Adam
+        settings = dict(betas=(beta_1, beta_2), eps=epsilon)
+    else:
+        make = torch.optim.SGD
+        settings = dict(
+            momentum=momentum, nesterov=bool(nesterovs_momentum and momentum > 0)
+        )
+    try:
+        return make(params, lr=learning_rate_init, fused=True, **settings)
+    except (RuntimeError, TypeError, ValueError):
+        # Not every device and dtype has a fused kernel.
+        return make(params, lr=learning_rate_init, **settings)
+
+
+def train_step(
+    *,
+    weights,
+    biases,
+    optimizer,
+    X,
+    target,
+    sample_weight,
+    activation,
+    dropout,
+    generator,
+    alpha,
+    out_activation,
+):
+    """One optimizer step on one batch; returns the batch's loss (a Tensor)."""
+    masks = None
+    if any(dropout):
+        masks = dropout_masks(
+            n_samples=X.shape[0],
+            widths=[b.shape[0] for b in biases[:-1]],
+            rates=dropout,
+            generator=generator,
+            dtype=X.dtype,
+            device=X.device,
+        )
+    logits = forward(weights, biases, X, activation=activation, masks=masks)
+    loss = batch_loss(
+        logits,
+        target,
+        sample_weight,
+        out_activation=out_activation,
+        weights=weights,
+        alpha=alpha,
+    )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def run_epoch(
+    *,
+    weights,
+    biases,
+    optimizer,
+    X,
+    target,
+    sample_weight,
+    order,
+    batch_size,
+    activation,
+    dropout,
+    generator,
+    alpha,
+    out_activation,
+):
+    """One pass over the data in batches; returns the mean batch loss (a Tensor).
+
+    ``order`` (a permutation Tensor, or None for the given order) is applied
+    once per epoch, so that each batch is a contiguous slice rather than a
+    gather of scattered rows.
+    """
+    if order is not None:
+        X = take_rows(X, order)
+        target = target.index_select(0, order)
+        if sample_weight is not None:
+            sample_weight = sample_weight.index_select(0, order)
+    n_samples = len(X)
+    # Summed on the device and read once per epoch: reading each batch's loss
+    # would wait for the device at every step.
+    total = torch.zeros((), dtype=weights[0].dtype, device=weights[0].device)
+    for start in range(0, n_samples, batch_size):
+        rows = slice(start, start + batch_size)
+        loss = train_step(
+            weights=weights,
+            biases=biases,
+            optimizer=optimizer,
+            X=X[rows],
+            target=target[rows],
+            sample_weight=None if sample_weight is None else sample_weight[rows],
+            activation=activation,
+            dropout=dropout,
+            generator=generator,
+            alpha=alpha,
+            out_activation=out_activation,
+        )
+        total += loss * min(batch_size, n_samples - start)
+    return total / n_samples
+
+
+def evaluate(weights, biases, X, target, sample_weight, *, activation, out_activation):
+    """Loss (without penalty) and accuracy on held-out data, as Python floats.
+
+    Accuracy is scikit-learn's: the weighted fraction of samples whose
+    predicted labels are all right (subset accuracy for multilabel targets).
+    """
+    n_samples = len(X)
+    units = [weights[0].shape[0]] + [W.shape[1] for W in weights]
+    step = block_rows(units)
+    losses, correct = [], []
+    with torch.inference_mode():
+        for start in range(0, n_samples, step):
+            rows = slice(start, start + step)
+            logits = forward(weights, biases, X[rows], activation=activation)
+            t = target[rows]
+            if out_activation == "softmax":
+                losses.append(F.cross_entropy(logits, t, reduction="none"))
+                correct.append(logits.argmax(dim=1) == t)
+            else:
+                losses.append(
+                    F.binary_cross_entropy_with_logits(logits, t, reduction="none").sum(
+                        dim=1
+                    )
+                )
+                correct.append(((logits > 0) == (t > 0.5)).all(dim=1))
+        per_sample = torch.cat(losses)
+        hits = torch.cat(correct).to(per_sample.dtype)
+        if sample_weight is None:
+            return per_sample.mean().item(), hits.mean().item()
+        weight_sum = sample_weight.sum()
+        return (
+            ((per_sample * sample_weight).sum() / weight_sum).item(),
+            ((hits * sample_weight).sum() / weight_sum).item(),
+        )
+
+
+def fit_lbfgs(
+    *,
+    weights,
+    biases,
+    X,
+    target,
+    sample_weight,
+    activation,
+    alpha,
+    out_activation,
+    max_iter,
+    max_fun,
+    tol,
+    callback=None,
+):
+    """Minimise the full-batch loss with scipy's L-BFGS-B, gradients from torch.
+
+    The parameters are updated in place. ``callback(loss)`` is called after
+    each iteration.
+
+    Returns
+    -------
+    scipy.optimize.OptimizeResult
+    """
+    params = list(weights) + list(biases)
+    n_samples = len(X)
+    units = [weights[0].shape[0]] + [W.shape[1] for W in weights]
+    step = block_rows(units)
+    weight_sum = n_samples if sample_weight is None else sample_weight.sum().item()
+
+    def unpack(theta):
+        flat = torch.from_numpy(theta).to(dtype=params[0].dtype, device=X_device)
+        offset = 0
+        with torch.no_grad():
+            for p in params:
+                p.copy_(flat[offset : offset + p.numel()].view_as(p))
+                offset += p.numel()
+
+    def loss_and_grad(theta):
+        unpack(theta)
+        for p in params:
+            p.grad = None
+        total = 0.0
+        # The loss is a sum over samples, so blocks of rows can be
+        # back-propagated one at a time and their gradients accumulated.
+        for start in range(0, n_samples, step):
+            rows = slice(start, start + step)
+            logits = forward(weights, biases, X[rows], activation=activation)
+            loss = batch_loss(
+                logits,
+                target[rows],
+                None if sample_weight is None else sample_weight[rows],
+                out_activation=out_activation,
+                weights=weights,
+                alpha=0.0,
+            )
+            share = logits.shape[0] if sample_weight is None else (
+                sample_weight[rows].sum().item()
+            )  # fmt: skip
+            loss = loss * (share / weight_sum)
+            loss.backward()
+            total += loss.item()
+        if alpha:
+            penalty = (0.5 * alpha) * sum(W.square().sum() for W in weights)
+            penalty = penalty / weight_sum
+            penalty.backward()
+            total += penalty.item()
+        grad = torch.cat([p.grad.reshape(-1) for p in params])
+        return total, grad.detach().cpu().numpy().astype(np.float64)
+
+    X_device = params[0].device
+    theta0 = torch.cat([p.detach().reshape(-1) for p in params]).cpu().numpy()
+    result = scipy.optimize.minimize(
+        loss_and_grad,
+        theta0.astype(np.float64),
+        method="L-BFGS-B",
+        jac=True,
+        callback=None if callback is None else _per_iteration(callback),
+        options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
+    )
+    unpack(result.x)
+    return result
+
+
+def _per_iteration(callback):
+    # scipy passes the OptimizeResult only to a parameter of this name.
+    def report(intermediate_result):
+        callback(intermediate_result.fun)
+
+    return report
+
+
+def predict_logits(weights, biases, X, *, activation, transform=None):
+    """Logits (or ``transform(logits)``) for every row of ``X``, as ndarray.
+
+    ``X`` is an ndarray or scipy sparse matrix on the host; it moves to the
+    parameters' device one block of rows at a time, under
+    ``torch.inference_mode``, so memory stays bounded for any number of rows.
+    """
+    device, dtype = weights[0].device, weights[0].dtype
+    n_samples = X.shape[0]
+    units = [weights[0].shape[0]] + [W.shape[1] for W in weights]
+    step = block_rows(units)
+    out = None
+    with torch.inference_mode():
+        for start in range(0, n_samples, step):
+            rows = slice(start, start + step)
+            block = X[rows]
+            if scipy.sparse.issparse(block):
+                block = block.toarray()
+            block = as_rows(block, device).to(dtype)
+            z = forward(weights, biases, block, activation=activation)
+            if transform is not None:
+                z = transform(z)
+            z = z.cpu().numpy()
+            if out is None:
+                out = np.empty((n_samples, z.shape[1]), dtype=z.dtype)
+            out[rows] = z
+    return out

@@ -1,0 +1,36 @@
+"""scikit-learn's estimator checks on DNNClassifier."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skdnn import DNNClassifier
+
+# With batch_size='auto' the checks' small data sets fit in one batch, so the
+# default instance trains full-batch and passes every check. Minibatches of 16
+# rows with dropout see the samples in a random order, a few at a time: a
+# sample of weight 2 then differs from two copies of it, so that instance
+# cannot pass sample-weight equivalence. The full-batch 'lbfgs' solver must
+# pass it, as scikit-learn requires of MLPClassifier.
+SAMPLE_WEIGHT_REASON = (
+    "minibatches in random order: a sample of weight 2 is not two copies of "
+    "it; the default and 'lbfgs' instances pass this check"
+)
+
+ESTIMATORS = [
+    DNNClassifier(),
+    DNNClassifier(solver="lbfgs"),
+    DNNClassifier(batch_size=16, dropout=0.1),
+]
+
+
+def expected_failed_checks(estimator):
+    if estimator.batch_size != "auto":
+        return {
+            "check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_REASON,
+            "check_sample_weight_equivalence_on_sparse_data": SAMPLE_WEIGHT_REASON,
+        }
+    return {}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
