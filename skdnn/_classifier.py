@@ -223,7 +223,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         then the CPU), 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device.
 
     n_threads : int, 'auto' or None, default='auto'
-        torch threads used while fitting on the CPU. 'auto' uses one thread
+        Number of torch threads used while fitting on the CPU. 'auto' uses one thread
         for small networks, where more threads cost more than they save and
         slow down badly when another process is busy, and torch's current
         setting (by default, all cores) for large ones. An int sets the count
@@ -306,14 +306,21 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
     Examples
     --------
     >>> from sklearn.datasets import make_moons
+    >>> from sklearn.model_selection import train_test_split
     >>> from skdnn import DNNClassifier
-    >>> X, y = make_moons(n_samples=200, noise=0.1, random_state=0)
+    >>> X, y = make_moons(n_samples=300, noise=0.2, random_state=0)
+    >>> X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
     >>> clf = DNNClassifier(hidden_layer_sizes=(16, 16), dropout=0.1,
-    ...                     max_iter=300, random_state=0).fit(X, y)
-    >>> clf.predict(X[:5])
-    array([0, 0, 1, 1, 0])
-    >>> round(clf.score(X, y), 2)
-    0.98
+    ...                     learning_rate_init=0.01, random_state=0)
+    >>> clf.fit(X_train, y_train)
+    DNNClassifier(dropout=0.1, hidden_layer_sizes=(16, 16), learning_rate_init=0.01,
+                  random_state=0)
+    >>> clf.predict(X_test[:5])
+    array([1, 1, 1, 0, 0])
+    >>> clf.predict_proba(X_test[:1])
+    array([[0.061, 0.939]])
+    >>> clf.score(X_test, y_test)
+    0.97...
     """
 
     _parameter_constraints: dict = {
@@ -522,20 +529,28 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
 
         rng = self._random_state_for_fit(incremental)
         torch_seed = int(rng.randint(np.iinfo(np.int32).max))
+        validation = None
+        if self.early_stopping and self.solver != "lbfgs":
+            X, target, sample_weight, validation = self._validation_split(
+                X, y, target, sample_weight, rng
+            )
+        if not first_pass:
+            self._check_continuation(sizes)
+
+        # Every check on the input has passed: from here on the model changes.
         self._label_binarizer = binarizer
         self.classes_ = binarizer.classes_
         if first_pass:
             self._initialize(sizes, rates, X.shape[1], target, X.dtype, rng, device)
         else:
-            self._check_continuation(sizes, rates, device)
-
+            self._continue(rates, device)
         dtype = self.module_.weights[0].dtype
         if self.solver == "lbfgs":
             self._fit_lbfgs(X, target, sample_weight)
         else:
             generator = torch.Generator(device=self.device_).manual_seed(torch_seed)
             self._fit_stochastic(
-                X, y, target, sample_weight, incremental, rng, generator, dtype
+                X, target, sample_weight, validation, incremental, rng, generator, dtype
             )
         return self
 
@@ -547,13 +562,13 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                 binarizer.fit(y if multilabel else classes)
             else:
                 binarizer = self._label_binarizer
-                unseen = np.setdiff1d(unique_labels(y), binarizer.classes_)
-                if len(unseen):
-                    raise ValueError(
-                        f"y has classes {unseen.tolist()} that are not in "
-                        f"classes_={binarizer.classes_.tolist()} given on the "
-                        "first call to partial_fit."
-                    )
+            unseen = np.setdiff1d(unique_labels(y), binarizer.classes_)
+            if len(unseen):
+                raise ValueError(
+                    f"y has classes {unseen.tolist()} that are not in "
+                    f"classes={binarizer.classes_.tolist()} given on the first "
+                    "call to partial_fit."
+                )
         elif first_pass:
             binarizer = LabelBinarizer().fit(y)
         else:
@@ -630,14 +645,16 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = 0
         self.t_ = 0
         self.loss_curve_ = []
-        self.best_loss_ = None if self.early_stopping else np.inf
-        self.validation_scores_ = [] if self.early_stopping else None
-        self.validation_loss_curve_ = [] if self.early_stopping else None
-        self.best_validation_score_ = -np.inf if self.early_stopping else None
+        # As in MLPClassifier, 'lbfgs' ignores early_stopping.
+        validating = self.early_stopping and self.solver in _STOCHASTIC_SOLVERS
+        self.best_loss_ = None if validating else np.inf
+        self.validation_scores_ = [] if validating else None
+        self.validation_loss_curve_ = [] if validating else None
+        self.best_validation_score_ = -np.inf if validating else None
         self._optimizer = None
         self._no_improvement_count = 0
 
-    def _check_continuation(self, sizes, rates, device):
+    def _check_continuation(self, sizes):
         """Check that warm_start or partial_fit can continue the fitted network."""
         fitted = tuple(W.shape[1] for W in self.module_.weights[:-1])
         if fitted != sizes or self.module_.activation != self.activation:
@@ -648,12 +665,16 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                 f"and activation={self.activation!r}. Set warm_start=False to fit "
                 "a new network."
             )
+
+    def _continue(self, rates, device):
+        """Carry the current settings over to the fitted network."""
         self.module_.dropout = rates
         if device != self.device_:
             self.module_.to(device)
             self.device_ = device
             self._optimizer = None
-        if self.early_stopping and self.validation_scores_ is None:
+        validating = self.early_stopping and self.solver in _STOCHASTIC_SOLVERS
+        if validating and self.validation_scores_ is None:
             self.validation_scores_, self.validation_loss_curve_ = [], []
             self.best_validation_score_, self.best_loss_ = -np.inf, None
 
@@ -699,12 +720,10 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             )
 
     def _fit_stochastic(
-        self, X, y, target, sample_weight, incremental, rng, generator, dtype
+        self, X, target, sample_weight, validation, incremental, rng, generator, dtype
     ):
-        if self.early_stopping:
-            X, X_val, target, t_val, sample_weight, sw_val = self._validation_split(
-                X, y, target, sample_weight, rng
-            )
+        if validation is not None:
+            X_val, t_val, sw_val = validation
             X_val = self._rows(X_val, dtype)
             t_val = self._target_tensor(t_val, dtype)
             sw_val = self._weight_tensor(sw_val, dtype)
@@ -823,7 +842,8 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             )
         if sample_weight is None:
             parts += [None, None]
-        return parts
+        X, X_val, target, t_val, sample_weight, sw_val = parts
+        return X, target, sample_weight, (X_val, t_val, sw_val)
 
     def _record_validation(self, weights, biases, X_val, t_val, sw_val):
         loss, score = evaluate(

@@ -11,11 +11,13 @@ import torch
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
-# Below this many multiply-adds per training step a second torch thread costs
-# more in synchronisation than it saves, and a busy core stalls every step
-# (measured on a 2-core machine: one thread is as fast on small networks and
-# does not slow down 4x when another process is busy).
-_SINGLE_THREAD_MAX_MACS = 2_000_000
+# Up to this many multiply-adds per training step (batch size times the
+# network's weights), one torch thread is as fast as two and does not slow
+# down when another process keeps a core busy (benchmarks/threads.py on 2
+# cores: 2-6-4-1 with batch 32, idle 0.32 s with either; busy 0.32 s with one
+# thread, 1.16 s with two). Above it, all cores pay off on an idle machine
+# (23.7M per step: 0.15 s with one thread, 0.10 s with two).
+_SINGLE_THREAD_MAX_MACS = 4_000_000
 
 
 def _cuda_available():
