@@ -39,6 +39,7 @@ from ._training import (
     make_optimizer,
     predict_logits,
     run_epoch,
+    to_device,
 )
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -435,7 +436,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data. float32 data is trained in float32, other data in
-            float64.
+            float64 (float32 on Apple MPS, which has no float64).
 
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels of any type, or a multilabel indicator matrix.
@@ -541,7 +542,9 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         self._label_binarizer = binarizer
         self.classes_ = binarizer.classes_
         if first_pass:
-            self._initialize(sizes, rates, X.shape[1], target, X.dtype, rng, device)
+            # Apple's MPS has no float64: the network trains in float32 there.
+            dtype = X.dtype if device.type != "mps" else np.dtype(np.float32)
+            self._initialize(sizes, rates, X.shape[1], target, dtype, rng, device)
         else:
             self._continue(rates, device)
         dtype = self.module_.weights[0].dtype
@@ -766,8 +769,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                 for _ in range(1 if incremental else self.max_iter):
                     order = None
                     if self.shuffle:
-                        order = torch.from_numpy(rng.permutation(n_samples))
-                        order = order.to(self.device_)
+                        order = to_device(rng.permutation(n_samples), self.device_)
                     loss = run_epoch(
                         weights=weights,
                         biases=biases,
@@ -912,21 +914,18 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         return sum(W.shape[0] * W.shape[1] for W in self.module_.weights)
 
     def _rows(self, X, dtype):
-        rows = as_rows(X, self.device_)
-        return rows.to(dtype) if isinstance(rows, torch.Tensor) else rows
+        return as_rows(X, self.device_, dtype)
 
     def _target_tensor(self, target, dtype):
-        target = torch.from_numpy(np.ascontiguousarray(target))
-        if self.out_activation_ == "logistic":
-            target = target.to(dtype)
-        return target.to(self.device_)
+        # Class indices stay int64 for cross-entropy; 0/1 columns take the
+        # network's dtype.
+        as_float = self.out_activation_ == "logistic"
+        return to_device(target, self.device_, dtype if as_float else None)
 
     def _weight_tensor(self, sample_weight, dtype):
         if sample_weight is None:
             return None
-        return torch.from_numpy(np.ascontiguousarray(sample_weight)).to(
-            device=self.device_, dtype=dtype
-        )
+        return to_device(sample_weight, self.device_, dtype)
 
     # -------------------------------------------------------------- predict
 

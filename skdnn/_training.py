@@ -33,32 +33,44 @@ class SparseRows:
     ----------
     X : scipy sparse matrix of shape (n_samples, n_features)
     device : torch.device
+    dtype : torch.dtype
     """
 
-    def __init__(self, X, device):
+    def __init__(self, X, device, dtype):
         self.X = scipy.sparse.csr_matrix(X)
         self.device = device
+        self.dtype = dtype
         self.shape = self.X.shape
 
     def __len__(self):
         return self.shape[0]
 
     def __getitem__(self, rows):
-        return torch.from_numpy(self.X[rows].toarray()).to(self.device)
+        return to_device(self.X[rows].toarray(), self.device, self.dtype)
 
     def take(self, order):
-        return SparseRows(self.X[order.cpu().numpy()], self.device)
+        return SparseRows(self.X[order.cpu().numpy()], self.device, self.dtype)
 
 
-def as_rows(X, device):
-    """Put ``X`` (ndarray or scipy sparse) on ``device`` once, for a whole fit."""
-    if scipy.sparse.issparse(X):
-        return SparseRows(X, device)
+def to_device(array, device, dtype=None):
+    """An ndarray as a tensor of ``dtype`` on ``device``."""
     with warnings.catch_warnings():
         # Read-only arrays (memmaps) are only read from: torch warns because
         # it cannot know that.
         warnings.filterwarnings("ignore", message=".*not writable.*")
-        return torch.from_numpy(np.ascontiguousarray(X)).to(device)
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if dtype is not None and tensor.dtype != dtype:
+        # Cast on the host: not every device has every dtype (MPS has no
+        # float64).
+        tensor = tensor.to(dtype)
+    return tensor.to(device)
+
+
+def as_rows(X, device, dtype):
+    """Put ``X`` (ndarray or scipy sparse) on ``device`` once, for a whole fit."""
+    if scipy.sparse.issparse(X):
+        return SparseRows(X, device, dtype)
+    return to_device(X, device, dtype)
 
 
 def take_rows(X, order):
@@ -378,7 +390,7 @@ def predict_logits(weights, biases, X, *, activation, transform=None):
             block = X[rows]
             if scipy.sparse.issparse(block):
                 block = block.toarray()
-            block = as_rows(block, device).to(dtype)
+            block = to_device(block, device, dtype)
             z = forward(weights, biases, block, activation=activation)
             if transform is not None:
                 z = transform(z)

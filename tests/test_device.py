@@ -197,6 +197,6 @@ def test_n_threads_none_leaves_torch_threads_alone(solver, two_threads_recorded)
 @pytest.mark.filterwarnings(CONVERGENCE)
 def test_large_network_keeps_torch_threads(two_threads_recorded):
     X, y = make_data(n_samples=200, n_features=20)
-    DNNClassifier((100, 100), max_iter=1).fit(X, y)
+    DNNClassifier((300, 300), max_iter=1).fit(X, y)
     assert two_threads_recorded == []
     assert torch.get_num_threads() == 2
