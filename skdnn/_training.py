@@ -154,6 +154,41 @@ def make_optimizer(
         return make(params, lr=learning_rate_init, **settings)
 
 
+def backward(
+    *,
+    weights,
+    biases,
+    X,
+    target,
+    sample_weight,
+    masks,
+    activation,
+    alpha,
+    out_activation,
+):
+    """Compute one batch's loss and store its gradients in the parameters' ``.grad``.
+
+    This is the gradient computation every training step uses; the gradient
+    property tests call it directly.
+
+    Returns
+    -------
+    Tensor of shape ()
+        The batch's loss, detached.
+    """
+    logits = forward(weights, biases, X, activation=activation, masks=masks)
+    loss = batch_loss(
+        logits,
+        target,
+        sample_weight,
+        out_activation=out_activation,
+        weights=weights,
+        alpha=alpha,
+    )
+    loss.backward()
+    return loss.detach()
+
+
 def train_step(
     *,
     weights,
@@ -179,19 +214,20 @@ def train_step(
             dtype=X.dtype,
             device=X.device,
         )
-    logits = forward(weights, biases, X, activation=activation, masks=masks)
-    loss = batch_loss(
-        logits,
-        target,
-        sample_weight,
-        out_activation=out_activation,
-        weights=weights,
-        alpha=alpha,
-    )
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    loss = backward(
+        weights=weights,
+        biases=biases,
+        X=X,
+        target=target,
+        sample_weight=sample_weight,
+        masks=masks,
+        activation=activation,
+        alpha=alpha,
+        out_activation=out_activation,
+    )
     optimizer.step()
-    return loss.detach()
+    return loss
 
 
 def run_epoch(
