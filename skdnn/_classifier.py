@@ -26,7 +26,13 @@ from ._device import (
     resolve_device,
     torch_threads,
 )
-from ._network import OUTPUT_PROBA, MLPModule, init_params
+from ._network import (
+    OUTPUT_PROBA,
+    MLPModule,
+    flatten_parameters,
+    init_params,
+    is_flattened,
+)
 from ._sklearn_private import (
     _check_partial_fit_first_call,
     _check_sample_weight,
@@ -655,6 +661,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         self.validation_loss_curve_ = [] if validating else None
         self.best_validation_score_ = -np.inf if validating else None
         self._optimizer = None
+        self._flat = None
         self._no_improvement_count = 0
 
     def _check_continuation(self, sizes):
@@ -742,9 +749,12 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                     stacklevel=4,
                 )
             batch_size = min(self.batch_size, n_samples)
+        if not is_flattened(getattr(self, "_flat", None), self.module_):
+            self._flat = flatten_parameters(self.module_)
+            self._optimizer = None
         if self._optimizer is None or not incremental:
             self._optimizer = make_optimizer(
-                self.module_.parameters(),
+                [self._flat],
                 solver=self.solver,
                 learning_rate_init=self.learning_rate_init,
                 momentum=self.momentum,
@@ -757,6 +767,8 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         target = self._target_tensor(target, dtype)
         sample_weight = self._weight_tensor(sample_weight, dtype)
         weights, biases = list(self.module_.weights), list(self.module_.biases)
+        n_weights = sum(W.numel() for W in weights)
+        flat_weights = (self._flat.detach()[:n_weights], self._flat.grad[:n_weights])
         threads = n_threads_for(
             self.n_threads, device=self.device_, macs_per_step=batch_size * self._macs()
         )
@@ -784,6 +796,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                         generator=generator,
                         alpha=self.alpha,
                         out_activation=self.out_activation_,
+                        flat_weights=flat_weights,
                     ).item()
                     self.n_iter_ += 1
                     self.t_ += n_samples
@@ -1062,6 +1075,8 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                 "dropout": module.dropout,
             }
             state["device_"] = str(state["device_"])
+        # The flat buffer aliases module_'s parameters; it is rebuilt on load.
+        state.pop("_flat", None)
         if state.get("_optimizer") is not None:
             state["_optimizer"] = _tensor_to_cpu(state["_optimizer"].state_dict())
         return state
@@ -1080,8 +1095,9 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             state["device_"] = device
             optimizer_state = state.get("_optimizer")
             if optimizer_state is not None:
+                state["_flat"] = flatten_parameters(module)
                 optimizer = make_optimizer(
-                    module.parameters(),
+                    [state["_flat"]],
                     solver=state["solver"],
                     learning_rate_init=state["learning_rate_init"],
                     momentum=state["momentum"],

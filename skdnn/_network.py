@@ -124,6 +124,62 @@ def dropout_masks(*, n_samples, widths, rates, generator, dtype, device):
     return masks
 
 
+def flatten_parameters(module):
+    """Move a module's parameters into one flat Parameter, as views of it.
+
+    Each parameter's data becomes a view of the returned flat tensor, and its
+    ``.grad`` a view of the flat tensor's ``.grad``, weights first. An
+    optimizer given the flat Parameter then updates the whole network in one
+    fused operation instead of one per tensor.
+
+    Parameters
+    ----------
+    module : MLPModule
+
+    Returns
+    -------
+    torch.nn.Parameter
+        1-d, with its ``.grad`` allocated.
+    """
+    params = list(module.parameters())
+    values = torch.empty(
+        sum(p.numel() for p in params),
+        dtype=params[0].dtype,
+        device=params[0].device,
+    )
+    grads = torch.zeros_like(values)
+    offset = 0
+    with torch.no_grad():
+        for p in params:
+            size = p.numel()
+            values[offset : offset + size].copy_(p.reshape(-1))
+            p.data = values[offset : offset + size].view_as(p)
+            p.grad = grads[offset : offset + size].view_as(p)
+            offset += size
+    flat = torch.nn.Parameter(values)
+    flat.grad = grads
+    return flat
+
+
+def is_flattened(flat, module):
+    """Whether ``module``'s parameters are still views of ``flat`` (and grads)."""
+    if flat is None:
+        return False
+    offset = 0
+    itemsize = flat.element_size()
+    for p in module.parameters():
+        if (
+            p.device != flat.device
+            or p.dtype != flat.dtype
+            or p.data_ptr() != flat.data_ptr() + offset * itemsize
+            or p.grad is None
+            or p.grad.data_ptr() != flat.grad.data_ptr() + offset * itemsize
+        ):
+            return False
+        offset += p.numel()
+    return offset == flat.numel()
+
+
 def _tensor(values):
     # A copy, so the module never shares memory with the caller's arrays.
     return torch.as_tensor(values).detach().clone()
