@@ -245,47 +245,66 @@ def backward(
         n_samples = logits.shape[0]
         if out_activation == "softmax":
             log_proba = torch.log_softmax(logits, dim=1)
-            per_sample = log_proba.gather(1, target.unsqueeze(1)).neg_()
+            per_sample = log_proba.gather(1, target.unsqueeze(1))
             delta = log_proba.exp_()
             delta.scatter_add_(
-                1,
-                target.unsqueeze(1),
-                torch.full_like(per_sample, -1.0),
+                1, target.unsqueeze(1), torch.full_like(per_sample, -1.0)
             )
+            if sample_weight is None:
+                loss = per_sample.sum() * (-1.0 / n_samples)
         else:
-            per_sample = F.binary_cross_entropy_with_logits(
-                logits, target, reduction="none"
-            ).sum(dim=1, keepdim=True)
             delta = torch.sigmoid(logits).sub_(target)
+            if sample_weight is None:
+                loss = F.binary_cross_entropy_with_logits(
+                    logits, target, reduction="sum"
+                ) * (1.0 / n_samples)
+            else:
+                per_sample = F.binary_cross_entropy_with_logits(
+                    logits, target, reduction="none"
+                ).sum(dim=1, keepdim=True)
         if sample_weight is None:
             weight_sum = n_samples
-            loss = per_sample.mean()
             delta.mul_(1.0 / n_samples)
         else:
             weight_sum = sample_weight.sum()
             share = (sample_weight / weight_sum).unsqueeze(1)
             loss = (per_sample * share).sum()
+            if out_activation == "softmax":
+                loss = loss.neg()
             delta.mul_(share)
 
         for i in range(last, -1, -1):
-            torch.mm(inputs[i].T, delta, out=_grad_buffer(weights[i]))
-            torch.sum(delta, dim=0, out=_grad_buffer(biases[i]))
+            W, b = weights[i], biases[i]
+            torch.mm(
+                inputs[i].T,
+                delta,
+                out=W.grad if W.grad is not None else _grad_buffer(W),
+            )
+            torch.sum(
+                delta, dim=0, out=b.grad if b.grad is not None else _grad_buffer(b)
+            )
             if i > 0:
-                upstream = torch.mm(delta, weights[i].T)
+                upstream = torch.mm(delta, W.T)
                 if masks is not None and masks[i - 1] is not None:
                     upstream.mul_(masks[i - 1])
                 delta = _ACTIVATION_BACKWARD[activation](upstream, outputs[i - 1])
 
         if alpha:
-            coef = 0.5 * alpha / weight_sum
+            # d/dW of (alpha / 2) ||W||^2 / weight_sum is alpha W / weight_sum;
+            # with sample weights, weight_sum is a tensor, left on the device.
+            coef = alpha / weight_sum
             if flat_weights is not None:
-                values, grads = flat_weights
-                loss = loss + coef * torch.dot(values, values)
-                grads.add_(values * (2.0 * coef))
+                pairs = [flat_weights]
             else:
-                for W in weights:
-                    loss = loss + coef * W.square().sum()
-                    W.grad.add_(W * (2.0 * coef))
+                pairs = [(W, W.grad) for W in weights]
+            for values, grads in pairs:
+                loss = loss + (0.5 * coef) * torch.dot(
+                    values.reshape(-1), values.reshape(-1)
+                )
+                if sample_weight is None:
+                    grads.add_(values, alpha=coef)
+                else:
+                    grads.addcmul_(values, coef)
     return loss
 
 

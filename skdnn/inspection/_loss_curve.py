@@ -123,7 +123,8 @@ class LossCurveDisplay:
         import matplotlib.pyplot as plt
 
         if ax is None:
-            _, ax = plt.subplots()
+            # Constrained layout leaves room for the legend above the axes.
+            _, ax = plt.subplots(layout="constrained")
         epochs = np.arange(1, len(self.loss_curve) + 1)
         self.lines_ = {}
         (self.lines_["training loss"],) = ax.plot(

@@ -234,10 +234,15 @@ class NetworkDisplay:
         rows = [(n - 1) / 2 - np.arange(n) for n in sizes]
         columns = _COLUMN_GAP * np.arange(len(sizes))
         side = float(np.clip(max(sizes), 3.0, 5.0))
-        left = columns[-1] + _PANEL / 2 + 1.2
+        # Room for the output labels, P(class), and the decision panel's
+        # y-axis tick labels and name.
+        longest = max(len(f"P({c})") for c in self.classes)
+        left = columns[-1] + _PANEL / 2 + 0.25 * longest + 1.4
         half_height = max(max(sizes) / 2, side / 2)
+        # Room for the input names on the left, the decision panel's x-axis
+        # below and the column headers above.
         xlim = (-_PANEL / 2 - 0.8, left + side + 0.2)
-        ylim = (-half_height - 0.2, half_height + 1.0)
+        ylim = (-half_height - 1.0, half_height + 1.0)
 
         if ax is None:
             width, height = np.ptp(xlim), np.ptp(ylim)
@@ -289,6 +294,10 @@ class NetworkDisplay:
         if layer == 0:
             names = self.feature_names or ["x0", "x1"]
             ax.text(x - _PANEL / 2 - 0.1, y, names[unit], ha="right", va="center")
+        elif layer == len(self.layer_values) - 1:
+            # A binary network's one output is the probability of classes[1].
+            label = self.classes[-1] if layer_values.shape[1] == 1 else self.classes[unit]
+            ax.text(x + _PANEL / 2 + 0.1, y, f"P({label})", ha="left", va="center")
         return panel
 
     def _draw_connections(self, ax, columns, rows):
