@@ -40,6 +40,7 @@ from ._sklearn_private import (
 )
 from ._training import (
     as_rows,
+    block_rows,
     evaluate,
     fit_lbfgs,
     make_optimizer,
@@ -689,7 +690,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             self.best_validation_score_, self.best_loss_ = -np.inf, None
 
     def _fit_lbfgs(self, X, target, sample_weight):
-        weights, biases = list(self.module_.weights), list(self.module_.biases)
+        weights, biases = self.module_.layers()
         dtype, device = weights[0].dtype, self.device_
         losses = []
 
@@ -766,7 +767,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         X = self._rows(X, dtype)
         target = self._target_tensor(target, dtype)
         sample_weight = self._weight_tensor(sample_weight, dtype)
-        weights, biases = list(self.module_.weights), list(self.module_.biases)
+        weights, biases = self.module_.layers()
         n_weights = sum(W.numel() for W in weights)
         flat_weights = (self._flat.detach()[:n_weights], self._flat.grad[:n_weights])
         threads = n_threads_for(
@@ -950,13 +951,23 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             dtype=(np.float64, np.float32),
             reset=False,
         )
-        return predict_logits(
-            list(self.module_.weights),
-            list(self.module_.biases),
-            X,
-            activation=self.module_.activation,
-            transform=transform,
+        weights, biases = self.module_.layers()
+        units = [weights[0].shape[0]] + [W.shape[1] for W in weights]
+        # Prediction follows the fit's rule for threads: one for small work.
+        threads = n_threads_for(
+            self.n_threads,
+            device=self.device_,
+            macs_per_step=min(X.shape[0], block_rows(units))
+            * sum(a * b for a, b in zip(units, units[1:], strict=False)),
         )
+        with torch_threads(threads):
+            return predict_logits(
+                weights,
+                biases,
+                X,
+                activation=self.module_.activation,
+                transform=transform,
+            )
 
     def _binary_columns(self, table):
         """The output transform, with both columns for a binary target."""

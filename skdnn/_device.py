@@ -5,6 +5,7 @@
 
 import contextlib
 import re
+import threading
 import warnings
 
 import torch
@@ -148,15 +149,34 @@ def n_threads_for(n_threads, *, device, macs_per_step):
     return n_threads
 
 
+# torch's thread count is one setting for the whole process. Fits and
+# predictions running in several Python threads at once share it: the count
+# in force before the first of them is restored when the last one ends.
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_before = None
+
+
 @contextlib.contextmanager
 def torch_threads(n):
-    """Run the block with ``n`` torch threads, then restore the previous count."""
-    if n is None or n == torch.get_num_threads():
+    """Run the block with ``n`` torch threads, then restore the previous count.
+
+    Safe to enter from several Python threads at once.
+    """
+    global _threads_users, _threads_before
+    if n is None:
         yield
         return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_before = torch.get_num_threads()
+        _threads_users += 1
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0 and torch.get_num_threads() != _threads_before:
+                torch.set_num_threads(_threads_before)

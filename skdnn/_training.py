@@ -54,11 +54,15 @@ class SparseRows:
 
 def to_device(array, device, dtype=None):
     """An ndarray as a tensor of ``dtype`` on ``device``."""
-    with warnings.catch_warnings():
-        # Read-only arrays (memmaps) are only read from: torch warns because
-        # it cannot know that.
-        warnings.filterwarnings("ignore", message=".*not writable.*")
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    array = np.ascontiguousarray(array)
+    if array.flags.writeable:
+        tensor = torch.from_numpy(array)
+    else:
+        with warnings.catch_warnings():
+            # Read-only arrays (memmaps) are only read from: torch warns
+            # because it cannot know that.
+            warnings.filterwarnings("ignore", message=".*not writable.*")
+            tensor = torch.from_numpy(array)
     if dtype is not None and tensor.dtype != dtype:
         # Cast on the host: not every device has every dtype (MPS has no
         # float64).

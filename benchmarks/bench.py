@@ -1,0 +1,305 @@
+"""Fit and predict speed of DNNClassifier against MLPClassifier and plain PyTorch.
+
+Every contender trains the same architecture for the same epochs with the same
+batch size and Adam, in this one process, alternating run by run; the table
+gives medians and ratios to MLPClassifier. Workloads:
+
+- W1, the tutorial's XOR: 2-6-4-1 ReLU network, 800 training rows, batch 32,
+  100 epochs.
+- W2, digits: 64-128-64-10, dropout 0.2 for DNNClassifier (MLPClassifier has
+  none), batch 64, 50 epochs.
+- W3, 100,000 x 100 float32, 5 classes: (256, 256), batch 256, 5 epochs. Also
+  reports the matmul-bound time: the forward and backward matrix products of
+  every training step, timed with torch.mm at these shapes.
+
+Also: predict_proba on each test set, W1's fit time with another process
+keeping one core busy, and test accuracies.
+
+Run: ``python benchmarks/bench.py [--repeats 5] [--json results.json]
+[--only W1 W2]``. Tests never assert on time; this script is where speed is
+measured.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import time
+import warnings
+
+import numpy as np
+import sklearn
+import torch
+from sklearn.datasets import load_digits, make_classification
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+
+import skdnn
+from skdnn import DNNClassifier
+
+
+def _xor():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(1_000, 2))
+    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
+    return train_test_split(X, y, test_size=0.2, random_state=42)
+
+
+def _digits():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16.0, y, test_size=0.25, random_state=0)
+
+
+def _large():
+    X, y = make_classification(
+        n_samples=125_000,
+        n_features=100,
+        n_informative=40,
+        n_classes=5,
+        random_state=0,
+    )
+    return train_test_split(X.astype(np.float32), y, test_size=0.2, random_state=0)
+
+
+WORKLOADS = {
+    "W1": dict(data=_xor, hidden=(6, 4), batch=32, epochs=100, dropout=0.0),
+    "W2": dict(data=_digits, hidden=(128, 64), batch=64, epochs=50, dropout=0.2),
+    "W3": dict(data=_large, hidden=(256, 256), batch=256, epochs=5, dropout=0.0),
+}
+
+
+def _mlp(spec, seed):
+    # n_iter_no_change above the epoch budget: every contender runs every epoch.
+    return MLPClassifier(
+        spec["hidden"],
+        batch_size=spec["batch"],
+        max_iter=spec["epochs"],
+        n_iter_no_change=spec["epochs"] + 1,
+        random_state=seed,
+    )
+
+
+def _dnn(spec, seed):
+    return DNNClassifier(
+        spec["hidden"],
+        batch_size=spec["batch"],
+        max_iter=spec["epochs"],
+        n_iter_no_change=spec["epochs"] + 1,
+        dropout=spec["dropout"],
+        random_state=seed,
+    )
+
+
+class TorchLoop:
+    """The plain PyTorch loop a user would write: nn.Sequential, autograd, Adam."""
+
+    def __init__(self, spec, seed):
+        self.spec, self.seed = spec, seed
+
+    def fit(self, X, y):
+        spec = self.spec
+        generator = torch.Generator().manual_seed(self.seed)
+        torch.manual_seed(self.seed)
+        X = torch.from_numpy(X)
+        self.classes_ = np.unique(y)
+        y = torch.from_numpy(np.searchsorted(self.classes_, y))
+        layers, width = [], X.shape[1]
+        for units in spec["hidden"]:
+            layers += [torch.nn.Linear(width, units), torch.nn.ReLU()]
+            if spec["dropout"]:
+                layers.append(torch.nn.Dropout(spec["dropout"]))
+            width = units
+        layers.append(torch.nn.Linear(width, len(self.classes_)))
+        self.model = torch.nn.Sequential(*layers).to(X.dtype)
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, fused=True)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        self.model.train()
+        for _ in range(spec["epochs"]):
+            order = torch.randperm(len(X), generator=generator)
+            for start in range(0, len(X), spec["batch"]):
+                rows = order[start : start + spec["batch"]]
+                optimizer.zero_grad(set_to_none=True)
+                loss_fn(self.model(X[rows]), y[rows]).backward()
+                optimizer.step()
+        self.model.eval()
+        return self
+
+    def predict_proba(self, X):
+        with torch.inference_mode():
+            return torch.softmax(self.model(torch.from_numpy(X)), dim=1).numpy()
+
+    def score(self, X, y):
+        return float(np.mean(self.classes_[self.predict_proba(X).argmax(1)] == y))
+
+
+CONTENDERS = {
+    "MLPClassifier": _mlp,
+    "DNNClassifier": _dnn,
+    "PyTorch loop": TorchLoop,
+}
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _matmul_bound(spec, n_features, n_classes, n_samples, dtype):
+    """Seconds the training's matrix products alone take, at its shapes."""
+    units = [n_features, *spec["hidden"], n_classes]
+    batch = spec["batch"]
+    weights = [
+        torch.randn(a, b, dtype=dtype) for a, b in zip(units, units[1:], strict=True)
+    ]
+    acts = [torch.randn(batch, a, dtype=dtype) for a in units]
+
+    def one_step():
+        for i, W in enumerate(weights):
+            torch.mm(acts[i], W)  # forward
+            torch.mm(acts[i].T, acts[i + 1])  # weight gradient
+            if i:
+                torch.mm(acts[i + 1], W.T)  # input gradient
+
+    for _ in range(20):
+        one_step()
+    reps = 200
+    seconds = _timed(lambda: [one_step() for _ in range(reps)]) / reps
+    steps = spec["epochs"] * -(-n_samples // batch)
+    macs = sum(
+        a * b * (3 if i else 2)
+        for i, (a, b) in enumerate(zip(units, units[1:], strict=True))
+    )
+    flops = 2.0 * macs * batch * steps
+    return seconds * steps, flops / (seconds * steps) / 1e9
+
+
+def _spin(stop):
+    while not stop.is_set():
+        pass
+
+
+def run(names, repeats):
+    return {name: _run_workload(WORKLOADS[name], repeats, name) for name in names}
+
+
+def _run_workload(spec, repeats, name):
+    X_train, X_test, y_train, y_test = spec["data"]()
+    fit_times = {c: [] for c in CONTENDERS}
+    predict_times = {c: [] for c in CONTENDERS}
+    accuracy = {c: [] for c in CONTENDERS}
+    # A first fit pays one-time costs (torch imports its compiler stack
+    # when the first optimizer is made); it is not timed.
+    _dnn(spec, 0).set_params(max_iter=1).fit(X_train[:64], y_train[:64])
+    for seed in range(repeats):
+        for contender, make in CONTENDERS.items():
+            model = make(spec, seed)
+            fit_times[contender].append(_timed(lambda m=model: m.fit(X_train, y_train)))
+            predict_times[contender].append(
+                min(_timed(lambda m=model: m.predict_proba(X_test)) for _ in range(5))
+            )
+            accuracy[contender].append(model.score(X_test, y_test))
+    row = {
+        "fit_seconds": {c: statistics.median(t) for c, t in fit_times.items()},
+        "predict_proba_seconds": {
+            c: statistics.median(t) for c, t in predict_times.items()
+        },
+        "test_accuracy": {c: statistics.median(a) for c, a in accuracy.items()},
+    }
+    if name == "W3":
+        bound, gflops = _matmul_bound(
+            spec,
+            X_train.shape[1],
+            len(np.unique(y_train)),
+            len(X_train),
+            torch.float32,
+        )
+        row["matmul_bound_seconds"] = bound
+        row["mm_gflops"] = gflops
+    if name == "W1":
+        stop = multiprocessing.Event()
+        spinner = multiprocessing.Process(target=_spin, args=(stop,))
+        spinner.start()
+        busy = [
+            _timed(lambda s=seed: _dnn(spec, s).fit(X_train, y_train))
+            for seed in range(repeats)
+        ]
+        stop.set()
+        spinner.join()
+        row["dnn_fit_seconds_one_core_busy"] = statistics.median(busy)
+    return row
+
+
+def _print_table(results):
+    print(f"\n{'fit seconds (ratio to MLPClassifier)':40}", end="")
+    print("".join(f"{c:>22}" for c in CONTENDERS))
+    for name, row in results.items():
+        base = row["fit_seconds"]["MLPClassifier"]
+        cells = "".join(
+            f"{t:>14.3f} ({t / base:4.2f})" for t in row["fit_seconds"].values()
+        )
+        print(f"{name:40}{cells}")
+    print(f"\n{'predict_proba seconds (ratio)':40}", end="")
+    print("".join(f"{c:>22}" for c in CONTENDERS))
+    for name, row in results.items():
+        base = row["predict_proba_seconds"]["MLPClassifier"]
+        cells = "".join(
+            f"{t:>14.5f} ({t / base:4.2f})"
+            for t in row["predict_proba_seconds"].values()
+        )
+        print(f"{name:40}{cells}")
+    print(f"\n{'test accuracy (median)':40}", end="")
+    print("".join(f"{c:>22}" for c in CONTENDERS))
+    for name, row in results.items():
+        cells = "".join(f"{a:>22.3f}" for a in row["test_accuracy"].values())
+        print(f"{name:40}{cells}")
+    print()
+    if "W3" in results:
+        row = results["W3"]
+        dnn = row["fit_seconds"]["DNNClassifier"]
+        print(
+            f"W3 matmul-bound time {row['matmul_bound_seconds']:.3f} s "
+            f"(torch.mm at {row['mm_gflops']:.0f} GFLOP/s); DNNClassifier is "
+            f"{dnn / row['matmul_bound_seconds']:.2f}x that"
+        )
+    if "W1" in results:
+        row = results["W1"]
+        idle = row["fit_seconds"]["DNNClassifier"]
+        busy = row["dnn_fit_seconds_one_core_busy"]
+        print(
+            f"W1 DNNClassifier fit with one core busy: {busy:.3f} s, "
+            f"{busy / idle:.2f}x idle"
+        )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", nargs="*", default=list(WORKLOADS))
+    parser.add_argument("--json", default=None, help="write the results here")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    results = run(args.only, args.repeats)
+    machine = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "scikit-learn": sklearn.__version__,
+        "skdnn": skdnn.__version__,
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+    print(json.dumps(machine))
+    _print_table(results)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine, "results": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
