@@ -13,7 +13,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
@@ -34,6 +33,9 @@ from ._network import (
     is_flattened,
 )
 from ._sklearn_private import (
+    Interval,
+    Options,
+    StrOptions,
     _check_partial_fit_first_call,
     _check_sample_weight,
     _fit_context,
@@ -817,7 +819,9 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                     if self._should_stop():
                         break
                 else:
-                    if not incremental:
+                    # With n_iter_no_change=inf, running all max_iter epochs
+                    # is what was asked for (to record whole curves).
+                    if not incremental and np.isfinite(self.n_iter_no_change):
                         warnings.warn(
                             f"Stochastic Optimizer: Maximum iterations "
                             f"({self.max_iter}) reached and the optimization "

@@ -6,6 +6,10 @@ import pytest
 from numpydoc.validate import validate
 
 import skdnn
+import skdnn.datasets
+import skdnn.inspection
+
+PUBLIC_MODULES = [skdnn, skdnn.datasets, skdnn.inspection]
 
 # numpydoc's checks that scikit-learn also leaves out: a See Also section and
 # an extended summary on every method, and an Examples section on methods
@@ -15,17 +19,19 @@ IGNORED_FOR_METHODS = IGNORED | {"EX01"}
 
 
 def _public_objects():
-    for name in skdnn.__all__:
-        obj = getattr(skdnn, name)
-        if not (inspect.isclass(obj) or inspect.isfunction(obj)):
-            continue
-        yield f"skdnn.{name}", IGNORED
-        if inspect.isclass(obj):
-            for attr in vars(obj):
-                # getattr, not vars: available_if wraps partial_fit in a
-                # descriptor that yields the method.
-                if not attr.startswith("_") and callable(getattr(obj, attr)):
-                    yield f"skdnn.{name}.{attr}", IGNORED_FOR_METHODS
+    for module in PUBLIC_MODULES:
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                continue
+            path = f"{module.__name__}.{name}"
+            yield path, IGNORED
+            if inspect.isclass(obj):
+                for attr in vars(obj):
+                    # getattr, not vars: available_if wraps partial_fit in a
+                    # descriptor that yields the method.
+                    if not attr.startswith("_") and callable(getattr(obj, attr)):
+                        yield f"{path}.{attr}", IGNORED_FOR_METHODS
 
 
 @pytest.mark.parametrize("name, ignored", list(_public_objects()))

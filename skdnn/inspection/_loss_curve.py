@@ -17,8 +17,9 @@ class LossCurveDisplay:
     A :class:`~skdnn.DNNClassifier` records validation curves only with
     ``early_stopping=True``. To record them without stopping early, set
     ``n_iter_no_change=np.inf``: the network then trains for ``max_iter``
-    epochs, and records the loss and accuracy on the held-out
-    ``validation_fraction`` after each one::
+    epochs (without a ConvergenceWarning, since that is what was asked for),
+    and records the loss and accuracy on the held-out ``validation_fraction``
+    after each one::
 
         DNNClassifier(early_stopping=True, n_iter_no_change=np.inf)
 

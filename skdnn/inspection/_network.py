@@ -292,11 +292,13 @@ class NetworkDisplay:
         panel.set_xticks([])
         panel.set_yticks([])
         if layer == 0:
-            names = self.feature_names or ["x0", "x1"]
+            names = ["x0", "x1"] if self.feature_names is None else self.feature_names
             ax.text(x - _PANEL / 2 - 0.1, y, names[unit], ha="right", va="center")
         elif layer == len(self.layer_values) - 1:
             # A binary network's one output is the probability of classes[1].
-            label = self.classes[-1] if layer_values.shape[1] == 1 else self.classes[unit]
+            label = (
+                self.classes[-1] if layer_values.shape[1] == 1 else self.classes[unit]
+            )
             ax.text(x + _PANEL / 2 + 0.1, y, f"P({label})", ha="left", va="center")
         return panel
 
@@ -337,7 +339,7 @@ class NetworkDisplay:
         from matplotlib.colors import ListedColormap
 
         panel = ax.inset_axes([left, -side / 2, side, side], transform=ax.transData)
-        names = self.feature_names or ["x0", "x1"]
+        names = ["x0", "x1"] if self.feature_names is None else self.feature_names
         output = self.layer_values[-1]
         binary = output.shape[1] == 1
         response = output.reshape(*self.xx0.shape, -1)

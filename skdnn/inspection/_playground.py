@@ -13,9 +13,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.inspection import DecisionBoundaryDisplay
 from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, validate_params
 
 from .._classifier import DNNClassifier
+from .._sklearn_private import HasMethods, Interval, validate_params
 from ..datasets import make_circle, make_spiral, make_xor
 from ._colors import BLUE, ORANGE, diverging_cmap
 
@@ -160,11 +160,16 @@ def plot_playground(
     --------
     >>> import matplotlib.pyplot as plt
     >>> from skdnn.inspection import plot_playground
-    >>> result = plot_playground(n_samples=100, grid_resolution=20)
+    >>> result = plot_playground(grid_resolution=20)
+    >>> result.datasets
+    ['xor', 'circle', 'spiral', 'gaussians', 'moons']
     >>> result.test_scores.shape
     (5, 3)
-    >>> result.displays[0, 0].ax_.get_title()
-    'no hidden layer\\ntest accuracy 0.5...'
+    >>> result.test_scores[0].round(1)  # xor: a straight line cannot do
+    array([0.5, 1. , 1. ])
+    >>> print(result.displays[0, 0].ax_.get_title())
+    no hidden layer
+    test accuracy 0.5...
     >>> plt.close(result.figure)
     """
     import matplotlib.pyplot as plt
