@@ -28,6 +28,7 @@ import platform
 import statistics
 import time
 import warnings
+from itertools import pairwise
 
 import numpy as np
 import sklearn
@@ -152,9 +153,7 @@ def _matmul_bound(spec, n_features, n_classes, n_samples, dtype):
     """Seconds the training's matrix products alone take, at its shapes."""
     units = [n_features, *spec["hidden"], n_classes]
     batch = spec["batch"]
-    weights = [
-        torch.randn(a, b, dtype=dtype) for a, b in zip(units, units[1:], strict=True)
-    ]
+    weights = [torch.randn(a, b, dtype=dtype) for a, b in pairwise(units)]
     acts = [torch.randn(batch, a, dtype=dtype) for a in units]
 
     def one_step():
@@ -169,10 +168,7 @@ def _matmul_bound(spec, n_features, n_classes, n_samples, dtype):
     reps = 200
     seconds = _timed(lambda: [one_step() for _ in range(reps)]) / reps
     steps = spec["epochs"] * -(-n_samples // batch)
-    macs = sum(
-        a * b * (3 if i else 2)
-        for i, (a, b) in enumerate(zip(units, units[1:], strict=True))
-    )
+    macs = sum(a * b * (3 if i else 2) for i, (a, b) in enumerate(pairwise(units)))
     flops = 2.0 * macs * batch * steps
     return seconds * steps, flops / (seconds * steps) / 1e9
 
@@ -193,7 +189,7 @@ def _run_workload(spec, repeats, name):
     accuracy = {c: [] for c in CONTENDERS}
     # A first fit pays one-time costs (torch imports its compiler stack
     # when the first optimizer is made); it is not timed.
-    _dnn(spec, 0).set_params(max_iter=1).fit(X_train[:64], y_train[:64])
+    _dnn(spec, 0).set_params(max_iter=1, batch_size=32).fit(X_train[:64], y_train[:64])
     for seed in range(repeats):
         for contender, make in CONTENDERS.items():
             model = make(spec, seed)

@@ -31,8 +31,21 @@ rng = np.random.default_rng(0)
 X = rng.uniform(-1, 1, size=(1_000, 2))
 y = (X[:, 0] * X[:, 1] > 0).astype(int)
 X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=42)
+# sphinx_gallery_thumbnail_number = 2
+
+fig, ax = plt.subplots(figsize=(4.5, 4.5), layout="constrained")
+ax.scatter(X_train[:, 0], X_train[:, 1], c=y_train, cmap="RdBu", s=12)
+ax.set(xlabel="$x_0$", ylabel="$x_1$", title="XOR: 750 training points")
+ax.set_aspect("equal")
 
 # %%
+# The network
+# -----------
+# ``hidden_layer_sizes=(6, 4)`` makes a 2-6-4-1 network: the 2 inputs, a
+# hidden layer of 6 ReLU units, one of 4, and one logistic output unit, the
+# probability of class 1. Adam trains it for 100 epochs on minibatches of 32
+# points.
+#
 # Five seeds
 # ----------
 # Each seed gives different initial weights and a different batch order.
@@ -60,6 +73,16 @@ print(
 )
 
 # %%
+# The fitted network's weights are numpy arrays in ``coefs_`` and
+# ``intercepts_``, as in scikit-learn's MLPClassifier: one ``(fan_in,
+# fan_out)`` matrix and one bias vector per layer, 51 numbers in all.
+shapes = [W.shape for W in model.coefs_]
+n_weights = sum(
+    W.size + b.size for W, b in zip(model.coefs_, model.intercepts_, strict=True)
+)
+print(f"weight matrices {shapes}, {n_weights} weights and biases")
+
+# %%
 # Decision regions
 # ----------------
 # The last model's predicted class over the square, with the test points on
@@ -77,6 +100,13 @@ display.ax_.scatter(
     X_test[:, 0], X_test[:, 1], c=y_test, cmap="RdBu", edgecolor="k", s=20
 )
 display.ax_.set_title(f"XOR, seed {seed}: test accuracy {accuracies[-1]:.3f}")
+
+# %%
+# The boundary is made of straight pieces: each ReLU unit is linear on either
+# side of its own line, so the network's output is piecewise linear. The
+# misclassified test points sit near the axes, where the pieces meet. The
+# :ref:`last example <sphx_glr_auto_examples_plot_network.py>` opens such a
+# network up and draws every unit.
 
 # The Agg backend (MPLBACKEND=Agg, or any machine without a display) cannot show
 # a window, and plt.show() would only warn there.
