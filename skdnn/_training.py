@@ -120,14 +120,15 @@ def batch_loss(logits, target, sample_weight, *, out_activation, weights, alpha)
             logits, target, reduction="none"
         ).sum(dim=1)
     if sample_weight is None:
-        weight_sum = logits.shape[0]
+        scale = 1.0 / logits.shape[0]
         loss = per_sample.mean()
     else:
-        weight_sum = sample_weight.sum()
-        loss = (per_sample * sample_weight).sum() / weight_sum
+        # Zero total weight: the batch contributes nothing (see backward).
+        scale = sample_weight.sum().reciprocal().nan_to_num(posinf=0.0)
+        loss = (per_sample * sample_weight).sum() * scale
     if alpha:
         penalty = sum(W.square().sum() for W in weights)
-        loss = loss + (0.5 * alpha) * penalty / weight_sum
+        loss = loss + (0.5 * alpha) * penalty * scale
     return loss
 
 
@@ -267,11 +268,12 @@ def backward(
                     logits, target, reduction="none"
                 ).sum(dim=1, keepdim=True)
         if sample_weight is None:
-            weight_sum = n_samples
             delta.mul_(1.0 / n_samples)
         else:
-            weight_sum = sample_weight.sum()
-            share = (sample_weight / weight_sum).unsqueeze(1)
+            # A batch whose weights sum to zero contributes nothing, neither
+            # data nor penalty, instead of 0 / 0 = NaN in every weight.
+            inverse_sum = sample_weight.sum().reciprocal().nan_to_num(posinf=0.0)
+            share = (sample_weight * inverse_sum).unsqueeze(1)
             loss = (per_sample * share).sum()
             if out_activation == "softmax":
                 loss = loss.neg()
@@ -295,8 +297,12 @@ def backward(
 
         if alpha:
             # d/dW of (alpha / 2) ||W||^2 / weight_sum is alpha W / weight_sum;
-            # with sample weights, weight_sum is a tensor, left on the device.
-            coef = alpha / weight_sum
+            # with sample weights, 1 / weight_sum is a tensor, left on the
+            # device.
+            if sample_weight is None:
+                coef = alpha / n_samples
+            else:
+                coef = alpha * inverse_sum
             if flat_weights is not None:
                 pairs = [flat_weights]
             else:

@@ -1,0 +1,1073 @@
+"""Property tests of the gradients skdnn trains with (issue 3), one property each.
+
+The oracle is written here from the documented loss alone: a NumPy forward
+pass, the loss (weighted mean cross-entropy plus ``alpha / 2 * ||W||^2``
+divided by the batch's total sample weight, as MLPClassifier) and the
+textbook backpropagation. skdnn's side is ``skdnn._training.backward``, the
+gradient computation every training step runs, fed the dropout masks that
+``skdnn._network.dropout_masks`` draws.
+
+Hypothesis draws a ``Spec``, a few plain numbers (layer sizes, activation,
+dropout rates, batch size, kind of target, weights, alpha, scales and a seed);
+``make_problem`` turns it into arrays with a NumPy generator seeded from it, so
+that every example and every ``@example`` regression case is a readable,
+reproducible value.
+"""
+
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import assume, event, example, given
+from hypothesis import strategies as st
+from sklearn.exceptions import ConvergenceWarning
+
+from skdnn import DNNClassifier
+from skdnn._network import MLPModule, dropout_masks, flatten_parameters, forward
+from skdnn._training import backward, batch_loss, make_optimizer, train_step
+
+ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+EPS = np.finfo(np.float64).eps
+
+# --------------------------------------------------------------- the problems
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """Everything one example is made of; arrays come from ``seed``."""
+
+    hidden: tuple = ()
+    activation: str = "relu"
+    dropout: tuple = ()
+    kind: str = "softmax"  # 'softmax' (2-6 classes), 'binary' or 'multilabel'
+    n_outputs: int = 3
+    n_samples: int = 8
+    n_features: int = 3
+    alpha: float = 0.0
+    sample_weight: str | None = None  # None, 'ones', 'positive' or 'some_zero'
+    class_weight: tuple | str | None = None  # None, 'balanced' or one per class
+    input_scale: float = 1.0
+    weight_scale: float = 1.0
+    seed: int = 0
+
+
+RATES = st.one_of(st.just(0.0), st.floats(0.0, 0.9))
+ALPHAS = st.one_of(st.just(0.0), st.floats(1e-5, 10.0))
+
+
+@st.composite
+def specs(
+    draw,
+    *,
+    min_hidden=0,
+    max_hidden=4,
+    rates=RATES,
+    alphas=ALPHAS,
+    kinds=("softmax", "binary", "multilabel"),
+    min_classes=2,
+    every_class=False,
+    max_input_scale=100.0,
+):
+    """Specs of a network and a batch: every setting the issue lists, bounded."""
+    hidden = tuple(
+        draw(st.lists(st.integers(1, 16), min_size=min_hidden, max_size=max_hidden))
+    )
+    kind = draw(st.sampled_from(kinds))
+    n_outputs = 1 if kind == "binary" else draw(st.integers(min_classes, 6))
+    n_classes = 2 if kind == "binary" else n_outputs
+    if kind == "multilabel":
+        # skdnn rejects class weights for multilabel targets.
+        class_weight = None
+    else:
+        class_weight = draw(
+            st.one_of(
+                st.none(),
+                st.just("balanced"),
+                st.tuples(*[st.floats(0.1, 10.0)] * n_classes),
+            )
+        )
+    return Spec(
+        hidden=hidden,
+        activation=draw(st.sampled_from(ACTIVATIONS)),
+        dropout=tuple(draw(rates) for _ in hidden),
+        kind=kind,
+        n_outputs=n_outputs,
+        n_samples=draw(st.integers(n_classes if every_class else 1, 64)),
+        n_features=draw(st.integers(1, 8)),
+        alpha=draw(alphas),
+        sample_weight=draw(st.sampled_from([None, "ones", "positive", "some_zero"])),
+        class_weight=class_weight,
+        input_scale=10.0 ** draw(st.floats(-3.0, np.log10(max_input_scale))),
+        weight_scale=draw(st.floats(0.1, 3.0)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+@dataclasses.dataclass
+class Problem:
+    """A network, a batch and its dropout masks, as NumPy arrays."""
+
+    spec: Spec
+    weights: list
+    biases: list
+    X: np.ndarray
+    labels: np.ndarray  # class indices, or the indicator matrix (multilabel)
+    Y: np.ndarray  # one-hot or 0/1 columns: what the output should be
+    given_sample_weight: np.ndarray | None  # what a user would pass to fit
+    sample_weight: np.ndarray | None  # sample and class weights, combined
+    masks: list  # skdnn's masks, as ndarrays or None
+
+    @property
+    def out_activation(self):
+        return "softmax" if self.spec.kind == "softmax" else "logistic"
+
+    @property
+    def target(self):
+        """The target ``batch_loss`` takes: class indices or 0/1 columns."""
+        if self.spec.kind == "softmax":
+            return torch.from_numpy(self.labels)
+        return torch.from_numpy(self.Y)
+
+    @property
+    def normalized_weight(self):
+        w = np.ones(len(self.X)) if self.sample_weight is None else self.sample_weight
+        return w / w.sum()
+
+    @property
+    def weight_sum(self):
+        return len(self.X) if self.sample_weight is None else self.sample_weight.sum()
+
+
+def class_weights_of(labels, class_weight, n_classes):
+    """The class weight of each sample: scikit-learn's definition, written out.
+
+    'balanced' gives class ``c`` the weight ``n_samples / (n_present *
+    count_c)``, with ``n_present`` the number of classes present.
+    """
+    if class_weight is None:
+        return np.ones(len(labels))
+    if class_weight == "balanced":
+        counts = np.bincount(labels, minlength=n_classes)
+        per_class = len(labels) / (np.count_nonzero(counts) * np.maximum(counts, 1))
+        return per_class[labels]
+    return np.asarray(class_weight)[labels]
+
+
+def draw_sample_weight(rng, how, n_samples):
+    if how is None:
+        return None
+    if how == "ones":
+        return np.ones(n_samples)
+    weight = 10.0 ** rng.uniform(-1, 1, n_samples)
+    if how == "some_zero":
+        weight[rng.uniform(size=n_samples) < 0.3] = 0.0
+        weight[rng.randint(n_samples)] = 10.0 ** rng.uniform(-1, 1)
+    return weight
+
+
+def make_labels(rng, spec):
+    """Class indices (or an indicator matrix) and the matching 0/1 matrix."""
+    n = spec.n_samples
+    if spec.kind == "multilabel":
+        Y = (rng.uniform(size=(n, spec.n_outputs)) < 0.5).astype(np.float64)
+        return Y.astype(np.int64), Y
+    n_classes = 2 if spec.kind == "binary" else spec.n_outputs
+    labels = rng.randint(n_classes, size=n)
+    # Every class present when there are enough samples, as fit requires.
+    labels[: min(n, n_classes)] = rng.permutation(n_classes)[:n]
+    if spec.kind == "binary":
+        return labels, labels[:, None].astype(np.float64)
+    return labels, np.eye(n_classes)[labels]
+
+
+def skdnn_masks(spec, n_samples=None):
+    """The masks skdnn's training step draws, from a generator seeded by spec."""
+    return dropout_masks(
+        n_samples=spec.n_samples if n_samples is None else n_samples,
+        widths=list(spec.hidden),
+        rates=list(spec.dropout),
+        generator=torch.Generator().manual_seed(spec.seed),
+        dtype=torch.float64,
+        device=torch.device("cpu"),
+    )
+
+
+def make_problem(spec):
+    rng = np.random.RandomState(spec.seed)
+    units = [spec.n_features, *spec.hidden, spec.n_outputs]
+    weights = [
+        rng.normal(0, spec.weight_scale / np.sqrt(fan_in), (fan_in, fan_out))
+        for fan_in, fan_out in zip(units[:-1], units[1:], strict=True)
+    ]
+    biases = [rng.normal(0, spec.weight_scale, fan_out) for fan_out in units[1:]]
+    X = spec.input_scale * rng.normal(size=(spec.n_samples, spec.n_features))
+    labels, Y = make_labels(rng, spec)
+    given = draw_sample_weight(rng, spec.sample_weight, spec.n_samples)
+    sample_weight = given
+    if spec.class_weight is not None:
+        n_classes = 2 if spec.kind == "binary" else spec.n_outputs
+        per_class = class_weights_of(labels, spec.class_weight, n_classes)
+        sample_weight = (np.ones(spec.n_samples) if given is None else given) * (
+            per_class
+        )
+    masks = [None if m is None else m.numpy() for m in skdnn_masks(spec)]
+    return Problem(spec, weights, biases, X, labels, Y, given, sample_weight, masks)
+
+
+# ----------------------------------------------------------------- the oracle
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def sigmoid(z):
+    # e^z / (1 + e^z) for z < 0 keeps tiny probabilities to full precision.
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+ACTIVATION = {
+    "identity": lambda z: z,
+    "logistic": sigmoid,
+    "tanh": np.tanh,
+    "relu": lambda z: np.maximum(z, 0.0),
+}
+
+# Each activation's derivative, as a function of its input z and output a.
+DERIVATIVE = {
+    "identity": lambda z, a: np.ones_like(z),
+    "logistic": lambda z, a: a * (1.0 - a),
+    "tanh": lambda z, a: 1.0 - a * a,
+    "relu": lambda z, a: (z > 0).astype(z.dtype),
+}
+
+
+def reference_scaled_masks(problem):
+    """Inverted dropout from the definition: kept units times 1 / (1 - p).
+
+    Only *which* units skdnn dropped is taken from its masks; the scale is the
+    oracle's own, so a wrong scale in skdnn shows up as a wrong gradient.
+    """
+    return [
+        None if m is None else (m != 0) / (1.0 - rate)
+        for m, rate in zip(problem.masks, problem.spec.dropout, strict=True)
+    ]
+
+
+def reference_forward(X, weights, biases, *, activation, masks):
+    """Inputs of every layer, hidden pre-activations, and the logits."""
+    inputs, pre = [X], []
+    h = X
+    for i, (W, b) in enumerate(zip(weights, biases, strict=True)):
+        z = h @ W + b
+        if i == len(weights) - 1:
+            return inputs, pre, z
+        pre.append(z)
+        h = ACTIVATION[activation](z)
+        if masks[i] is not None:
+            h = h * masks[i]
+        inputs.append(h)
+    raise AssertionError("a network has an output layer")
+
+
+def reference_loss(problem, weights, biases, masks):
+    """The documented loss, and the hidden pre-activations it went through."""
+    _, pre, z = reference_forward(
+        problem.X, weights, biases, activation=problem.spec.activation, masks=masks
+    )
+    if problem.spec.kind == "softmax":
+        # log(sum_j e^z_j) - z_y = (top - z_y) + log1p(sum_{j != top} e^(z_j - top)):
+        # log1p keeps the loss of a confidently right sample (about 1e-14, say)
+        # to a few ulps, so finite differences of it mean something.
+        rows = np.arange(len(z))
+        top = z.argmax(axis=1)
+        rest = np.exp(z - z[rows, top][:, None])
+        rest[rows, top] = 0.0
+        per_sample = (z[rows, top] - z[rows, problem.labels]) + np.log1p(
+            rest.sum(axis=1)
+        )
+    else:
+        # log(1 + e^z) - y z, without overflow for large |z|.
+        softplus = np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+        per_sample = (softplus - problem.Y * z).sum(axis=1)
+    penalty = 0.5 * problem.spec.alpha * sum((W * W).sum() for W in weights)
+    loss = problem.normalized_weight @ per_sample + penalty / problem.weight_sum
+    return loss, pre
+
+
+def output_error(problem, z):
+    """dLoss/dlogits: (softmax or sigmoid - target) times normalized weight."""
+    p = softmax(z) if problem.spec.kind == "softmax" else sigmoid(z)
+    return (p - problem.Y) * problem.normalized_weight[:, None]
+
+
+def reference_backprop(problem, masks):
+    """Textbook backpropagation: the output error, back one layer at a time."""
+    weights, biases = problem.weights, problem.biases
+    inputs, pre, z = reference_forward(
+        problem.X, weights, biases, activation=problem.spec.activation, masks=masks
+    )
+    delta = output_error(problem, z)
+    grad_W, grad_b = [None] * len(weights), [None] * len(weights)
+    for i in reversed(range(len(weights))):
+        grad_W[i] = inputs[i].T @ delta + problem.spec.alpha * weights[i] / (
+            problem.weight_sum
+        )
+        grad_b[i] = delta.sum(axis=0)
+        if i > 0:
+            a = ACTIVATION[problem.spec.activation](pre[i - 1])
+            delta = delta @ weights[i].T
+            if masks[i - 1] is not None:
+                delta = delta * masks[i - 1]
+            delta = delta * DERIVATIVE[problem.spec.activation](pre[i - 1], a)
+    return grad_W, grad_b
+
+
+# ------------------------------------------------------------ skdnn's side
+
+
+def as_leaves(arrays):
+    return [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+
+
+def skdnn_gradients(
+    problem,
+    *,
+    weights=None,
+    biases=None,
+    masks=None,
+    sample_weight="problem",
+    flat=False,
+):
+    """Run ``skdnn._training.backward``; return its loss and ``.grad``s.
+
+    ``flat=True`` takes the path fit takes: the parameters of an MLPModule
+    as views of one flat buffer, and the L2 term computed on that buffer.
+    """
+    weights = problem.weights if weights is None else weights
+    biases = problem.biases if biases is None else biases
+    flat_weights = None
+    if flat:
+        module = MLPModule(
+            weights,
+            biases,
+            activation=problem.spec.activation,
+            dropout=problem.spec.dropout,
+        )
+        buffer = flatten_parameters(module)
+        n_weights = sum(W.size for W in weights)
+        flat_weights = (buffer.detach()[:n_weights], buffer.grad[:n_weights])
+        W, b = list(module.weights), list(module.biases)
+    else:
+        W, b = as_leaves(weights), as_leaves(biases)
+    masks = problem.masks if masks is None else masks
+    if isinstance(sample_weight, str):
+        sample_weight = problem.sample_weight
+    loss = backward(
+        weights=W,
+        biases=b,
+        X=torch.from_numpy(problem.X),
+        target=problem.target,
+        sample_weight=None if sample_weight is None else torch.tensor(sample_weight),
+        masks=[None if m is None else torch.from_numpy(m) for m in masks],
+        activation=problem.spec.activation,
+        alpha=problem.spec.alpha,
+        out_activation=problem.out_activation,
+        **({} if flat_weights is None else {"flat_weights": flat_weights}),
+    )
+    return (
+        loss.item(),
+        [w.grad.numpy().copy() for w in W],
+        [v.grad.numpy().copy() for v in b],
+    )
+
+
+def largest(arrays):
+    return max(float(np.abs(a).max(initial=0.0)) for a in arrays)
+
+
+def assert_gradients_close(actual, expected, *, rtol, atol=0.0, what="gradient"):
+    """Each entry within ``rtol`` of the largest gradient entry, plus ``atol``.
+
+    Rounding errors of a gradient scale with the sums it is made of, not with
+    each entry (an entry can be a near-cancelling sum), so the tolerance is
+    relative to the largest entry of the whole gradient.
+    """
+    scale = max(largest(expected), largest(actual))
+    for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+        np.testing.assert_allclose(
+            a, e, rtol=0, atol=rtol * scale + atol, err_msg=f"{what} of layer {i}"
+        )
+
+
+def loss_magnitude(problem, masks):
+    """The size of the terms the loss is computed from, for rounding bounds.
+
+    The cross-entropy of a sample is a difference of terms as large as its
+    largest logit, so its rounding error scales with that, not with the loss.
+    """
+    loss, _ = reference_loss(problem, problem.weights, problem.biases, masks)
+    _, _, z = reference_forward(
+        problem.X,
+        problem.weights,
+        problem.biases,
+        activation=problem.spec.activation,
+        masks=masks,
+    )
+    return loss + problem.normalized_weight @ np.abs(z).max(axis=1)
+
+
+def with_rows(problem, rows):
+    """The same network on the given rows of the batch, masks and weights."""
+
+    def take(a):
+        return None if a is None else a[rows]
+
+    spec = dataclasses.replace(problem.spec, n_samples=len(rows))
+    return dataclasses.replace(
+        problem,
+        spec=spec,
+        X=problem.X[rows],
+        labels=problem.labels[rows],
+        Y=problem.Y[rows],
+        given_sample_weight=take(problem.given_sample_weight),
+        sample_weight=take(problem.sample_weight),
+        masks=[take(m) for m in problem.masks],
+    )
+
+
+# ------------------------------------------- 1. central finite differences
+
+# Central differences have a truncation error h^2/6 |L'''| and a rounding
+# error of about eps * magnitude / h. With h = 1e-6 in float64 the rounding
+# part is about 1e-10 * magnitude; over thousands of examples the truncation
+# part stayed below 2e-7 of the largest gradient entry (inputs up to 100 make
+# L''' large). The tolerances below leave a margin of 50 to 100 over both,
+# and are still 1e4 times smaller than the errors a wrong loss scaling,
+# dropout scale or L2 term makes (a factor, such as 1/2 or sum(w)/n).
+FD_STEP = 1e-6
+FD_RTOL = 1e-5
+FD_ATOL = 1e-8
+
+
+def finite_differences(problem, masks, *, weights=None, biases=None):
+    """Central differences of the reference loss in every weight and bias.
+
+    Also returns whether some step crossed a relu kink: a hidden
+    pre-activation changed sign between the base point and a step.
+    """
+    weights = problem.weights if weights is None else weights
+    biases = problem.biases if biases is None else biases
+    _, base_pre = reference_loss(problem, weights, biases, masks)
+    params = [p.copy() for p in [*weights, *biases]]
+    n_weights = len(weights)
+    grads, crossed = [], False
+    for p in params:
+        grad = np.empty_like(p)
+        for index in np.ndindex(p.shape):
+            original = p[index]
+            values = []
+            for step in (FD_STEP, -FD_STEP):
+                p[index] = original + step
+                value, pre = reference_loss(
+                    problem, params[:n_weights], params[n_weights:], masks
+                )
+                values.append(value)
+                if problem.spec.activation == "relu":
+                    crossed |= any(
+                        ((a > 0) != (b > 0)).any()
+                        for a, b in zip(pre, base_pre, strict=True)
+                    )
+            p[index] = original
+            grad[index] = (values[0] - values[1]) / (2 * FD_STEP)
+        grads.append(grad)
+    return grads[:n_weights], grads[n_weights:], crossed
+
+
+@given(spec=specs(), flat=st.booleans())
+def test_gradients_match_central_finite_differences(spec, flat):
+    """backward's loss is the documented loss, and its .grad that loss's gradient.
+
+    The loss and its finite differences come from the NumPy oracle: weighted
+    cross-entropy with sample and class weights, the L2 term over the weight
+    sum, and inverted dropout with the mask skdnn draws held fixed.
+    """
+    problem = make_problem(spec)
+    masks = reference_scaled_masks(problem)
+    loss, grad_W, grad_b = skdnn_gradients(problem, flat=flat)
+    magnitude = loss_magnitude(problem, masks)
+    expected, _ = reference_loss(problem, problem.weights, problem.biases, masks)
+    assert abs(loss - expected) <= 1e-12 * magnitude
+    fd_W, fd_b, crossed = finite_differences(problem, masks)
+    # A relu network is smooth between kinks: if no hidden pre-activation
+    # changes sign over a step, it changes sign nowhere on that segment (along
+    # one coordinate the first layer to cross does so affinely, hence between
+    # the endpoints), and central differences converge. Seeded draws rarely
+    # put a pre-activation within a step of zero: the event counts how rarely.
+    event(f"relu kink crossed: {crossed}")
+    assume(not crossed)
+    assert_gradients_close(
+        [*grad_W, *grad_b],
+        [*fd_W, *fd_b],
+        rtol=FD_RTOL,
+        atol=FD_ATOL * magnitude,
+        what="gradient - finite differences",
+    )
+
+
+@given(spec=specs(rates=st.just(0.0), every_class=True, min_classes=3))
+def test_estimator_steps_along_the_finite_difference_gradient(spec):
+    """Through fit: one full-batch SGD step of the estimator follows -gradient.
+
+    The estimator folds the class weights into the sample weights itself and
+    encodes the targets itself; the oracle computes both from the definitions.
+    With learning_rate_init=1 the step is the gradient.
+    """
+    problem = make_problem(spec)
+    class_weight = spec.class_weight
+    if isinstance(class_weight, tuple):
+        class_weight = dict(enumerate(class_weight))
+    y = problem.labels
+    clf = DNNClassifier(
+        hidden_layer_sizes=spec.hidden,
+        activation=spec.activation,
+        solver="sgd",
+        alpha=spec.alpha,
+        batch_size=spec.n_samples,
+        learning_rate_init=1.0,
+        max_iter=1,
+        shuffle=False,
+        random_state=spec.seed,
+        warm_start=True,
+        momentum=0.0,
+        class_weight=class_weight,
+        device="cpu",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(problem.X, y, sample_weight=problem.given_sample_weight)
+        start_W = [W.copy() for W in clf.coefs_]
+        start_b = [b.copy() for b in clf.intercepts_]
+        clf.fit(problem.X, y, sample_weight=problem.given_sample_weight)
+    step = [
+        before - after
+        for before, after in zip(
+            [*start_W, *start_b], [*clf.coefs_, *clf.intercepts_], strict=True
+        )
+    ]
+    problem = dataclasses.replace(problem, weights=start_W, biases=start_b)
+    masks = reference_scaled_masks(problem)
+    fd_W, fd_b, crossed = finite_differences(problem, masks)
+    assume(not crossed)
+    # The step is read back as a difference of weights: one more rounding.
+    rounding = 4 * EPS * largest([*start_W, *start_b, *step])
+    assert_gradients_close(
+        step,
+        [*fd_W, *fd_b],
+        rtol=FD_RTOL,
+        atol=FD_ATOL * loss_magnitude(problem, masks) + rounding,
+        what="SGD step - finite differences",
+    )
+
+
+# -------------------------------------------- 2. reference backpropagation
+
+# Both sides compute the same sums in float64, in other orders.
+BACKPROP_RTOL = 1e-10
+
+
+@given(spec=specs(), flat=st.booleans())
+def test_gradients_match_reference_backpropagation(spec, flat):
+    problem = make_problem(spec)
+    _, grad_W, grad_b = skdnn_gradients(problem, flat=flat)
+    ref_W, ref_b = reference_backprop(problem, reference_scaled_masks(problem))
+    assert_gradients_close(
+        [*grad_W, *grad_b],
+        [*ref_W, *ref_b],
+        rtol=BACKPROP_RTOL,
+        what="gradient - reference backpropagation",
+    )
+
+
+@given(spec=specs(), flat=st.booleans())
+def test_backward_matches_torch_autograd_of_the_training_loss(spec, flat):
+    """backward's loss and .grad are batch_loss and its autograd gradient.
+
+    backward is backpropagation written out by hand, for speed; torch's
+    autograd of skdnn's own forward pass and documented loss is a second
+    oracle for it.
+    """
+    problem = make_problem(spec)
+    value, grad_W, grad_b = skdnn_gradients(problem, flat=flat)
+    W, b = as_leaves(problem.weights), as_leaves(problem.biases)
+    logits = forward(
+        W,
+        b,
+        torch.from_numpy(problem.X),
+        activation=spec.activation,
+        masks=[None if m is None else torch.from_numpy(m) for m in problem.masks],
+    )
+    loss = batch_loss(
+        logits,
+        problem.target,
+        None if problem.sample_weight is None else torch.tensor(problem.sample_weight),
+        out_activation=problem.out_activation,
+        weights=W,
+        alpha=spec.alpha,
+    )
+    magnitude = loss_magnitude(problem, reference_scaled_masks(problem))
+    assert abs(value - loss.item()) <= 1e-12 * magnitude
+    expected = torch.autograd.grad(loss, [*W, *b])
+    assert_gradients_close(
+        [*grad_W, *grad_b],
+        [g.numpy() for g in expected],
+        rtol=BACKPROP_RTOL,
+        what="backward - autograd",
+    )
+
+
+# ------------------------------------------------------------------ 3. dropout
+
+POSITIVE_RATES = st.floats(0.05, 0.9)
+
+
+@given(spec=specs(min_hidden=1, rates=POSITIVE_RATES, alphas=st.just(0.0)))
+def test_dropped_unit_passes_no_gradient_to_its_incoming_weights(spec):
+    """For each sample, a unit its mask drops gets no gradient from it.
+
+    Sample i's own gradient is the batch gradient with the weights one-hot on
+    i: the batch runs through forward and backward as in training.
+    """
+    problem = make_problem(spec)
+    dropped = [m == 0 for m in problem.masks]
+    assume(any(d.any() for d in dropped))
+    for i in range(spec.n_samples):
+        only_i = np.zeros(spec.n_samples)
+        only_i[i] = 1.0
+        _, grad_W, grad_b = skdnn_gradients(problem, sample_weight=only_i)
+        for layer, off in enumerate(dropped):
+            assert not grad_W[layer][:, off[i]].any(), (i, layer)
+            assert not grad_b[layer][off[i]].any(), (i, layer)
+
+
+# Chance that the test below fails on a correct implementation, per example
+# (over the draw of the seed): at most 1.2e-5 over the thorough profile's
+# 12,000 examples.
+FALSE_ALARM = 1e-9
+N_MASK_ROWS = 40_000
+
+
+@given(spec=specs(min_hidden=1))
+def test_dropout_keeps_the_expected_activation(spec):
+    """Kept units are scaled by 1/(1-p), so E[mask] = 1 for every unit.
+
+    A hidden activation a times its mask has the expectation a * E[mask]; the
+    mean of N masks of one unit, each in [0, 1/(1-p)], is within
+    t = sqrt(log(2 / delta) / (2 N)) / (1-p) of E[mask] with probability at
+    least 1 - delta (Hoeffding). delta is FALSE_ALARM shared among the units.
+    """
+    masks = skdnn_masks(spec, n_samples=N_MASK_ROWS)
+    n_units = sum(spec.hidden)
+    for mask, rate in zip(masks, spec.dropout, strict=True):
+        if rate == 0:
+            assert mask is None
+            continue
+        mask = mask.numpy()
+        scale = 1.0 / (1.0 - rate)
+        assert np.all((mask == 0) | np.isclose(mask, scale, rtol=1e-12, atol=0))
+        bound = scale * math.sqrt(math.log(2 * n_units / FALSE_ALARM) / (2 * len(mask)))
+        deviation = np.abs(mask.mean(axis=0) - 1.0).max()
+        assert deviation <= bound, (rate, deviation, bound)
+
+
+def reference_proba(clf, X):
+    """predict_proba from the fitted weights, by the oracle, without dropout."""
+    _, _, z = reference_forward(
+        X,
+        clf.coefs_,
+        clf.intercepts_,
+        activation=clf.activation,
+        masks=[None] * (len(clf.coefs_) - 1),
+    )
+    if clf.out_activation_ == "softmax":
+        return softmax(z)
+    if z.shape[1] == 1:
+        return np.hstack([sigmoid(-z), sigmoid(z)])
+    return np.clip(sigmoid(z), np.finfo(z.dtype).tiny, 1 - EPS)
+
+
+@st.composite
+def fitted_specs(draw, *, dropout):
+    """A Spec for the data and the settings of a short fit."""
+    spec = draw(
+        specs(
+            min_hidden=1 if dropout else 0,
+            rates=POSITIVE_RATES if dropout else RATES,
+            every_class=True,
+            min_classes=3,
+            max_input_scale=10.0,
+        )
+    )
+    solvers = ["sgd", "adam"] if any(spec.dropout) else ["sgd", "adam", "lbfgs"]
+    settings = dict(
+        solver=draw(st.sampled_from(solvers)),
+        max_iter=draw(st.integers(1, 3)),
+        # SGD (momentum 0.9) on minibatches of one sample diverges to NaN
+        # weights when the step times the loss's curvature passes about 2; the
+        # curvature grows with the input scale squared and with each kept
+        # unit's dropout scale 1/(1-p) squared. Such steps are no test of
+        # predictions, so the step stays well below that.
+        learning_rate_init=10.0 ** draw(st.floats(-4, -2))
+        / max(1.0, spec.input_scale) ** 2
+        * math.prod((1.0 - p) ** 2 for p in spec.dropout),
+        batch_size=draw(st.one_of(st.just("auto"), st.integers(1, 64))),
+    )
+    return spec, settings
+
+
+def fit_quietly(spec, settings, X, y, sample_weight):
+    class_weight = spec.class_weight
+    if isinstance(class_weight, tuple):
+        class_weight = dict(zip(np.unique(y), class_weight, strict=True))
+    clf = DNNClassifier(
+        hidden_layer_sizes=spec.hidden,
+        activation=spec.activation,
+        alpha=spec.alpha,
+        dropout=spec.dropout,
+        class_weight=class_weight,
+        random_state=spec.seed,
+        device="cpu",
+        **settings,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        # batch_size larger than the data set warns and is clipped.
+        warnings.filterwarnings("ignore", message="Got batch_size")
+        return clf.fit(X, y, sample_weight=sample_weight)
+
+
+@given(spec_and_settings=fitted_specs(dropout=True))
+# Found by Hypothesis: a minibatch of one sample of weight zero made the
+# weights NaN, and NaN predictions compare equal to themselves.
+@example(
+    spec_and_settings=(
+        Spec(
+            hidden=(1,),
+            activation="identity",
+            dropout=(0.5,),
+            kind="binary",
+            n_outputs=1,
+            n_samples=2,
+            n_features=1,
+            sample_weight="some_zero",
+            seed=1,
+        ),
+        dict(solver="sgd", max_iter=1, learning_rate_init=0.1, batch_size=1),
+    ),
+)
+def test_dropout_is_the_identity_at_predict_time(spec_and_settings):
+    spec, settings = spec_and_settings
+    problem = make_problem(spec)
+    clf = fit_quietly(
+        spec, settings, problem.X, problem.labels, problem.given_sample_weight
+    )
+    first = clf.predict_proba(problem.X)
+    assert np.all(np.isfinite(first))
+    torch.manual_seed(spec.seed)  # torch's global generator plays no part
+    np.testing.assert_array_equal(clf.predict_proba(problem.X), first)
+    np.testing.assert_array_equal(clf.predict(problem.X), clf.predict(problem.X))
+    np.testing.assert_allclose(
+        first, reference_proba(clf, problem.X), rtol=1e-10, atol=1e-15
+    )
+
+
+# ---------------------------------------------- 4. gradient at the logits
+
+
+@given(spec=specs(max_hidden=0))
+# Found by Hypothesis: a logit of -62 with target 0, whose sigmoid (2.7e-27)
+# the first oracle rounded to 0.
+@example(
+    spec=Spec(
+        kind="multilabel",
+        n_outputs=2,
+        n_samples=1,
+        n_features=1,
+        activation="identity",
+        input_scale=100.0,
+        seed=1,
+    )
+)
+def test_logit_gradient_is_probability_minus_target_times_normalized_weight(spec):
+    """dLoss/dlogits = (softmax or sigmoid - target) * w_i / sum(w).
+
+    backward's own output error, read off a network with no hidden layer, no
+    bias and the identity matrix as input: its logits are its weights, and
+    the weights' gradient is the output error, each sum having one nonzero
+    term. The documented loss, batch_loss, must have the same gradient under
+    autograd. The logits are drawn at the input scale.
+    """
+    problem = make_problem(spec)
+    rng = np.random.RandomState(spec.seed)
+    z = spec.input_scale * rng.normal(size=(spec.n_samples, spec.n_outputs))
+    identity = dataclasses.replace(
+        problem,
+        spec=dataclasses.replace(spec, alpha=0.0),
+        X=np.eye(spec.n_samples),
+        weights=[z],
+        biases=[np.zeros(spec.n_outputs)],
+        masks=[],
+    )
+    _, (from_backward,), _ = skdnn_gradients(identity)
+    logits = torch.tensor(z, requires_grad=True)
+    loss = batch_loss(
+        logits,
+        problem.target,
+        None if problem.sample_weight is None else torch.tensor(problem.sample_weight),
+        out_activation=problem.out_activation,
+        weights=as_leaves(problem.weights),
+        alpha=spec.alpha,
+    )
+    loss.backward()
+    expected = output_error(problem, z)
+    # Probabilities are within a few ulps; subtracting the target leaves an
+    # absolute error of a few eps, times the sample's normalized weight.
+    w = problem.normalized_weight[:, None]
+    for grad in (from_backward, logits.grad.numpy()):
+        assert np.all(np.abs(grad - expected) <= 1e-12 * np.abs(expected) + 8 * EPS * w)
+        if spec.kind == "softmax":
+            row_sums = grad.sum(axis=1, keepdims=True)
+            assert np.all(np.abs(row_sums) <= 8 * spec.n_outputs * EPS * w)
+
+
+# ------------------------------------------------------------ 5. invariances
+
+# Permuted sums are the same sums in other orders.
+INVARIANCE_RTOL = 1e-10
+
+
+@given(spec=specs(min_hidden=1))
+def test_permuting_hidden_units_permutes_the_gradient(spec):
+    problem = make_problem(spec)
+    rng = np.random.RandomState(spec.seed)
+    layer = rng.randint(len(spec.hidden))
+    perm = rng.permutation(spec.hidden[layer])
+    weights = [W.copy() for W in problem.weights]
+    biases = [b.copy() for b in problem.biases]
+    masks = list(problem.masks)
+    weights[layer] = weights[layer][:, perm]
+    biases[layer] = biases[layer][perm]
+    weights[layer + 1] = weights[layer + 1][perm, :]
+    if masks[layer] is not None:
+        masks[layer] = masks[layer][:, perm]
+    _, grad_W, grad_b = skdnn_gradients(problem)
+    _, perm_W, perm_b = skdnn_gradients(
+        problem, weights=weights, biases=biases, masks=masks
+    )
+    grad_W[layer] = grad_W[layer][:, perm]
+    grad_b[layer] = grad_b[layer][perm]
+    grad_W[layer + 1] = grad_W[layer + 1][perm, :]
+    assert_gradients_close([*perm_W, *perm_b], [*grad_W, *grad_b], rtol=INVARIANCE_RTOL)
+
+
+@given(spec=specs(min_hidden=0))
+def test_shuffling_the_batch_rows_leaves_the_gradient_unchanged(spec):
+    problem = make_problem(spec)
+    order = np.random.RandomState(spec.seed).permutation(spec.n_samples)
+    _, grad_W, grad_b = skdnn_gradients(problem)
+    _, shuffled_W, shuffled_b = skdnn_gradients(with_rows(problem, order))
+    assert_gradients_close(
+        [*shuffled_W, *shuffled_b], [*grad_W, *grad_b], rtol=INVARIANCE_RTOL
+    )
+
+
+@given(spec=specs(alphas=st.just(0.0)), c=st.floats(1e-3, 1e3))
+def test_scaling_the_sample_weights_leaves_the_gradient_unchanged(spec, c):
+    """With alpha=0; None stands for weights of one."""
+    problem = make_problem(spec)
+    weight = problem.sample_weight
+    if weight is None:
+        weight = np.ones(spec.n_samples)
+    _, grad_W, grad_b = skdnn_gradients(problem)
+    _, scaled_W, scaled_b = skdnn_gradients(problem, sample_weight=c * weight)
+    assert_gradients_close(
+        [*scaled_W, *scaled_b], [*grad_W, *grad_b], rtol=INVARIANCE_RTOL
+    )
+
+
+@given(spec=specs(alphas=st.floats(1e-5, 10.0)), c=st.floats(1e-3, 1e3))
+def test_scaling_the_sample_weights_scales_only_the_l2_term_by_1_over_c(spec, c):
+    """The data term is a weighted mean; the L2 term is divided by sum(w).
+
+    This is MLPClassifier's loss, so with alpha > 0 the gradient is invariant
+    to the scale of the sample weights except for the penalty's alpha W /
+    sum(w).
+    """
+    problem = make_problem(spec)
+    weight = problem.sample_weight
+    if weight is None:
+        weight = np.ones(spec.n_samples)
+    _, grad_W, grad_b = skdnn_gradients(problem, sample_weight=weight)
+    _, scaled_W, scaled_b = skdnn_gradients(problem, sample_weight=c * weight)
+    total = weight.sum()
+    data_W = [
+        g - spec.alpha * W / total for g, W in zip(grad_W, problem.weights, strict=True)
+    ]
+    scaled_data_W = [
+        g - spec.alpha * W / (c * total)
+        for g, W in zip(scaled_W, problem.weights, strict=True)
+    ]
+    assert_gradients_close(
+        [*scaled_data_W, *scaled_b],
+        [*data_W, *grad_b],
+        rtol=INVARIANCE_RTOL,
+        atol=8 * EPS * largest([*grad_W, *scaled_W]),
+    )
+
+
+# ---------------------------------------------------------------- 6. SGD step
+
+
+def sgd_step(problem, learning_rate):
+    """One skdnn train_step with plain SGD; the parameters before and after."""
+    W, b = as_leaves(problem.weights), as_leaves(problem.biases)
+    optimizer = make_optimizer(
+        [*W, *b],
+        solver="sgd",
+        learning_rate_init=learning_rate,
+        momentum=0.0,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+    )
+    loss = train_step(
+        weights=W,
+        biases=b,
+        optimizer=optimizer,
+        X=torch.from_numpy(problem.X),
+        target=problem.target,
+        sample_weight=None
+        if problem.sample_weight is None
+        else torch.tensor(problem.sample_weight),
+        activation=problem.spec.activation,
+        dropout=list(problem.spec.dropout),
+        # The generator skdnn_masks seeds: train_step draws the same masks.
+        generator=torch.Generator().manual_seed(problem.spec.seed),
+        alpha=problem.spec.alpha,
+        out_activation=problem.out_activation,
+    )
+    after = [p.detach().numpy() for p in [*W, *b]]
+    return loss.item(), after
+
+
+@given(spec=specs(), learning_rate=st.floats(1e-4, 10.0))
+def test_sgd_step_moves_every_weight_by_minus_learning_rate_times_gradient(
+    spec, learning_rate
+):
+    problem = make_problem(spec)
+    loss, grad_W, grad_b = skdnn_gradients(problem)
+    step_loss, after = sgd_step(problem, learning_rate)
+    assert step_loss == loss
+    for before, grad, moved in zip(
+        [*problem.weights, *problem.biases], [*grad_W, *grad_b], after, strict=True
+    ):
+        # Exactly, up to the rounding of w - lr * g (at most two roundings).
+        rounding = 2 * EPS * (np.abs(before) + learning_rate * np.abs(grad))
+        assert np.all(np.abs(moved - (before - learning_rate * grad)) <= rounding)
+
+
+# Armijo's sufficient decrease: a step of lr lowers the loss by at least this
+# fraction of its first-order prediction lr * ||g||^2.
+ARMIJO = 1e-4
+
+
+@given(spec=specs(rates=st.just(0.0)))
+def test_small_enough_sgd_step_lowers_the_loss(spec):
+    """Some step lr = 2^-k lowers the loss by at least ARMIJO * lr * ||g||^2.
+
+    True of the exact gradient of a smooth function for every small enough
+    lr. Steps are tried only while the predicted decrease stays well above
+    the loss's rounding error, so this cannot pass by running out of steps.
+    """
+    problem = make_problem(spec)
+    masks = reference_scaled_masks(problem)
+    loss, grad_W, grad_b = skdnn_gradients(problem)
+    squared_norm = sum(float((g * g).sum()) for g in [*grad_W, *grad_b])
+    noise = 1e3 * EPS * loss_magnitude(problem, masks)
+    assume(squared_norm > noise)
+    n_weights = len(problem.weights)
+    learning_rate = 1.0
+    while learning_rate * squared_norm > noise:
+        _, after = sgd_step(problem, learning_rate)
+        new_loss, _, _ = skdnn_gradients(
+            problem, weights=after[:n_weights], biases=after[n_weights:]
+        )
+        if new_loss <= loss - ARMIJO * learning_rate * squared_norm:
+            return
+        learning_rate /= 2
+    pytest.fail(f"no step lowered the loss {loss} by Armijo's fraction")
+
+
+# ------------------------------------------------ 7. predictions of a fit
+
+
+LABEL_SETS = (
+    np.array([-7, 0, 3, 12, 40, 99]),
+    np.array(["ant", "bee", "cat", "dog", "eel", "fox"]),
+)
+
+
+@given(spec_and_settings=fitted_specs(dropout=False), strings=st.booleans())
+# Found by Hypothesis: minibatches of one sample, one of weight zero. Its
+# batch has a total weight of zero; the model must stay finite.
+@example(
+    spec_and_settings=(
+        Spec(
+            kind="binary",
+            n_outputs=1,
+            n_samples=2,
+            n_features=1,
+            activation="identity",
+            sample_weight="some_zero",
+            seed=0,
+        ),
+        dict(solver="sgd", max_iter=1, learning_rate_init=0.1, batch_size=1),
+    ),
+    strings=False,
+)
+def test_predict_proba_is_a_distribution_and_predict_its_argmax(
+    spec_and_settings, strings
+):
+    spec, settings = spec_and_settings
+    problem = make_problem(spec)
+    if spec.kind == "multilabel":
+        y = problem.labels
+    else:
+        y = LABEL_SETS[strings][problem.labels]
+    clf = fit_quietly(spec, settings, problem.X, y, problem.given_sample_weight)
+    proba = clf.predict_proba(problem.X)
+    predicted = clf.predict(problem.X)
+    assert np.all((proba >= 0) & (proba <= 1))
+    if spec.kind == "multilabel":
+        # Each label on where its probability is above one half.
+        assert np.all(proba[predicted == 1] >= 0.5)
+        assert np.all(proba[predicted == 0] <= 0.5)
+        return
+    np.testing.assert_array_equal(clf.classes_, np.unique(y))
+    np.testing.assert_allclose(
+        proba.sum(axis=1), 1.0, rtol=0, atol=8 * EPS * proba.shape[1]
+    )
+    # predict is a most probable class; the argmax where that is unique.
+    column = np.searchsorted(clf.classes_, predicted)
+    rows = np.arange(len(proba))
+    assert np.all(proba[rows, column] == proba.max(axis=1))
+    unique = (proba == proba.max(axis=1, keepdims=True)).sum(axis=1) == 1
+    np.testing.assert_array_equal(
+        predicted[unique], clf.classes_[proba.argmax(axis=1)][unique]
+    )
