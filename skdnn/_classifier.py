@@ -109,6 +109,11 @@ def _check_architecture(hidden_layer_sizes, dropout):
     return tuple(int(s) for s in sizes), rates
 
 
+def _forward_macs(weights):
+    """Multiply-adds of one sample's forward pass through these weights."""
+    return sum(W.numel() for W in weights)
+
+
 def _tensor_to_cpu(value):
     """Copy the tensors in a nested dict/list of optimizer state to the CPU."""
     if isinstance(value, torch.Tensor):
@@ -540,7 +545,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         rng = self._random_state_for_fit(incremental)
         torch_seed = int(rng.randint(np.iinfo(np.int32).max))
         validation = None
-        if self.early_stopping and self.solver != "lbfgs":
+        if self._validates():
             X, target, sample_weight, validation = self._validation_split(
                 X, y, target, sample_weight, rng
             )
@@ -657,8 +662,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = 0
         self.t_ = 0
         self.loss_curve_ = []
-        # As in MLPClassifier, 'lbfgs' ignores early_stopping.
-        validating = self.early_stopping and self.solver in _STOCHASTIC_SOLVERS
+        validating = self._validates()
         self.best_loss_ = None if validating else np.inf
         self.validation_scores_ = [] if validating else None
         self.validation_loss_curve_ = [] if validating else None
@@ -686,8 +690,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             self.module_.to(device)
             self.device_ = device
             self._optimizer = None
-        validating = self.early_stopping and self.solver in _STOCHASTIC_SOLVERS
-        if validating and self.validation_scores_ is None:
+        if self._validates() and self.validation_scores_ is None:
             self.validation_scores_, self.validation_loss_curve_ = [], []
             self.best_validation_score_, self.best_loss_ = -np.inf, None
 
@@ -927,9 +930,14 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             print(f"{message} Stopping.")
         return True
 
+    def _validates(self):
+        """Whether fit holds out a validation split for early stopping."""
+        # As in MLPClassifier, 'lbfgs' ignores early_stopping.
+        return self.early_stopping and self.solver in _STOCHASTIC_SOLVERS
+
     def _macs(self):
         """Multiply-adds of the forward pass for one sample."""
-        return sum(W.shape[0] * W.shape[1] for W in self.module_.weights)
+        return _forward_macs(self.module_.layers()[0])
 
     def _rows(self, X, dtype):
         return as_rows(X, self.device_, dtype)
@@ -961,8 +969,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         threads = n_threads_for(
             self.n_threads,
             device=self.device_,
-            macs_per_step=min(X.shape[0], block_rows(units))
-            * sum(a * b for a, b in zip(units, units[1:], strict=False)),
+            macs_per_step=min(X.shape[0], block_rows(units)) * _forward_macs(weights),
         )
         with torch_threads(threads):
             return predict_logits(

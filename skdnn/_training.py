@@ -281,14 +281,8 @@ def backward(
 
         for i in range(last, -1, -1):
             W, b = weights[i], biases[i]
-            torch.mm(
-                inputs[i].T,
-                delta,
-                out=W.grad if W.grad is not None else _grad_buffer(W),
-            )
-            torch.sum(
-                delta, dim=0, out=b.grad if b.grad is not None else _grad_buffer(b)
-            )
+            torch.mm(inputs[i].T, delta, out=_grad_buffer(W))
+            torch.sum(delta, dim=0, out=_grad_buffer(b))
             if i > 0:
                 upstream = torch.mm(delta, W.T)
                 if masks is not None and masks[i - 1] is not None:
