@@ -3,6 +3,7 @@
 # Authors: The skdnn developers
 # SPDX-License-Identifier: BSD-3-Clause
 
+import math
 import warnings
 from numbers import Integral, Real
 
@@ -13,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
-from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
@@ -41,6 +42,7 @@ from ._sklearn_private import (
     _fit_context,
 )
 from ._training import (
+    Workspace,
     as_rows,
     block_rows,
     evaluate,
@@ -123,6 +125,55 @@ def _tensor_to_cpu(value):
     if isinstance(value, (list, tuple)):
         return type(value)(_tensor_to_cpu(v) for v in value)
     return value
+
+
+def _all_finite(tensors):
+    """Whether no value of these tensors is NaN or infinite."""
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def _finite_sum(tensor):
+    """Whether the sum of a tensor is finite: false when any value is not.
+
+    Also false when the sum of finite values overflows, which takes weights so
+    large that training has diverged anyway. Far cheaper than
+    ``torch.isfinite(tensor).all()``, which matters once per epoch.
+    """
+    return math.isfinite(tensor.sum().item())
+
+
+def _training_snapshot(flat, optimizer=None):
+    """A copy of the flat parameters, and of the optimizer's state when given."""
+    state = None
+    if optimizer is not None:
+        state = {
+            key: value.clone() if isinstance(value, torch.Tensor) else value
+            for key, value in optimizer.state.get(flat, {}).items()
+        }
+    return flat.detach().clone(), state
+
+
+def _restore_training_snapshot(flat, optimizer, snapshot):
+    """Put back a snapshot's parameters, and its optimizer state if it has one.
+
+    Without one, the optimizer's state is zeroed, as Adam and SGD (without
+    dampening) start it: the state after a diverged epoch holds NaN, which
+    would spoil every later step.
+    """
+    params, saved = snapshot
+    with torch.no_grad():
+        flat.copy_(params)
+    if saved is not None and not saved:
+        # Copied before the first step: back to no state at all.
+        optimizer.state.pop(flat, None)
+        return
+    # In place: a step function may hold on to the state's tensors.
+    for key, value in optimizer.state.get(flat, {}).items():
+        if isinstance(value, torch.Tensor):
+            if saved is None:
+                value.zero_()
+            else:
+                value.copy_(saved[key])
 
 
 class DNNClassifier(ClassifierMixin, BaseEstimator):
@@ -249,9 +300,10 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
     classes_ : ndarray of shape (n_classes,)
         Class labels.
 
-    loss_ : float
+    loss_ : float or None
         Loss of the last epoch (mean over its batches) or the last L-BFGS
-        iteration.
+        iteration; None when a new fit stopped (interrupted, or diverged)
+        before its first one completed.
 
     best_loss_ : float or None
         Lowest training loss reached; None when ``early_stopping=True``.
@@ -318,6 +370,15 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
     formulation, which equals MLPClassifier's while the learning rate is
     constant.
 
+    Training stops early and leaves a usable model on Ctrl-C (with a warning;
+    ``n_iter_`` counts the completed epochs) and when the loss or the weights
+    become infinite or NaN (with a ConvergenceWarning). A diverged fit keeps
+    the weights from the start of its epoch of lowest loss (of best
+    validation score with ``early_stopping``), or the last L-BFGS iterate of
+    finite loss; a diverged ``partial_fit`` leaves the model as it was.
+    Samples whose large values overflow a float32 network's arithmetic are
+    predicted in float64.
+
     Examples
     --------
     >>> from sklearn.datasets import make_moons
@@ -333,9 +394,9 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
     >>> clf.predict(X_test[:5])
     array([1, 1, 1, 0, 0])
     >>> clf.predict_proba(X_test[:1])
-    array([[0.061, 0.939]])
+    array([[0.112, 0.888]])
     >>> clf.score(X_test, y_test)
-    0.97...
+    1.0
     """
 
     _parameter_constraints: dict = {
@@ -572,33 +633,42 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _fit_label_binarizer(self, y, first_pass, incremental, classes):
+        if incremental and classes is not None and np.ndim(classes) != 1:
+            raise ValueError(
+                "classes must be a 1-D array-like of all the class labels; got "
+                f"classes={classes!r} of shape {np.shape(classes)}."
+            )
+        if incremental and _check_partial_fit_first_call(self, classes):
+            binarizer = LabelBinarizer().fit(y if y.ndim == 2 else classes)
+        elif first_pass and not incremental:
+            binarizer = LabelBinarizer().fit(y)
+        else:
+            binarizer = self._label_binarizer
+        multilabel = binarizer.y_type_ == "multilabel-indicator"
+        if (y.ndim == 2) != multilabel:
+            kinds = ("a 1-D array of labels", "a multilabel indicator matrix")
+            raise ValueError(
+                f"y is {kinds[y.ndim == 2]}, but the model was fitted on "
+                f"{kinds[multilabel]}: partial_fit and warm_start continue a fit "
+                "on the same kind of target. Fit another kind with a new "
+                "estimator, or with warm_start=False."
+            )
+        labels = unique_labels(y)
         if incremental:
-            if _check_partial_fit_first_call(self, classes):
-                binarizer = LabelBinarizer()
-                multilabel = y.ndim == 2 and y.shape[1] > 1
-                binarizer.fit(y if multilabel else classes)
-            else:
-                binarizer = self._label_binarizer
-            unseen = np.setdiff1d(unique_labels(y), binarizer.classes_)
+            unseen = np.setdiff1d(labels, binarizer.classes_)
             if len(unseen):
                 raise ValueError(
                     f"y has classes {unseen.tolist()} that are not in "
                     f"classes={binarizer.classes_.tolist()} given on the first "
                     "call to partial_fit."
                 )
-        elif first_pass:
-            binarizer = LabelBinarizer().fit(y)
-        else:
-            binarizer = self._label_binarizer
-            if set(unique_labels(y)) != set(binarizer.classes_):
-                raise ValueError(
-                    "warm_start can only continue a fit on data with the same "
-                    f"classes: the model has {binarizer.classes_.tolist()}, y has "
-                    f"{unique_labels(y).tolist()}."
-                )
-        if binarizer.y_type_ != "multilabel-indicator" and (
-            len(binarizer.classes_) < 2
-        ):
+        elif not first_pass and set(labels) != set(binarizer.classes_):
+            raise ValueError(
+                "warm_start can only continue a fit on data with the same "
+                f"classes: the model has {binarizer.classes_.tolist()}, y has "
+                f"{labels.tolist()}."
+            )
+        if not multilabel and len(binarizer.classes_) < 2:
             raise ValueError(
                 "DNNClassifier needs samples of at least 2 classes in the data; "
                 f"got 1 class: {binarizer.classes_.tolist()}."
@@ -624,15 +694,31 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                 "class_weight is not supported for multilabel targets; use "
                 "sample_weight instead."
             )
+        classes = binarizer.classes_
         if isinstance(self.class_weight, dict):
-            known = binarizer.classes_.tolist()
+            known = classes.tolist()
             unknown = [c for c in self.class_weight if c not in known]
             if unknown:
                 raise ValueError(
                     f"class_weight names classes {unknown} that are not among the "
                     f"classes {known}."
                 )
-        per_sample = compute_sample_weight(self.class_weight, y).astype(X.dtype)
+            invalid = {
+                c: w
+                for c, w in self.class_weight.items()
+                if not (isinstance(w, Real) and 0 <= w < np.inf)
+            }
+            if invalid:
+                raise ValueError(
+                    "class_weight must map classes to finite, non-negative "
+                    f"numbers; got {invalid} in class_weight={self.class_weight!r}."
+                )
+            # Looked up by the model's classes, not those in this y: a
+            # partial_fit batch may lack some.
+            per_class = np.array([self.class_weight.get(c, 1.0) for c in known])
+        else:
+            per_class = compute_class_weight("balanced", classes=classes, y=y)
+        per_sample = per_class[np.searchsorted(classes, y)].astype(X.dtype)
         return per_sample if sample_weight is None else sample_weight * per_sample
 
     def _random_state_for_fit(self, incremental):
@@ -661,6 +747,8 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         self.out_activation_ = _OUT_ACTIVATION[self._label_binarizer.y_type_]
         self.n_iter_ = 0
         self.t_ = 0
+        # None until an epoch completes (a fit can be interrupted before).
+        self.loss_ = None
         self.loss_curve_ = []
         validating = self._validates()
         self.best_loss_ = None if validating else np.inf
@@ -696,37 +784,73 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_lbfgs(self, X, target, sample_weight):
         weights, biases = self.module_.layers()
+        params = [*weights, *biases]
         dtype, device = weights[0].dtype, self.device_
         losses = []
+        # The last iterate, to go back to if the loss turns non-finite or the
+        # fit is interrupted: a copy per iteration, little next to the
+        # iteration's passes over the whole data.
+        kept = [p.detach().clone() for p in params]
 
         def record(loss):
             losses.append(float(loss))
+            with torch.no_grad():
+                for copy, param in zip(kept, params, strict=True):
+                    copy.copy_(param)
             if self.verbose:
                 print(f"Iteration {len(losses)}, loss = {loss:.8f}")
 
         threads = n_threads_for(
             self.n_threads, device=device, macs_per_step=X.shape[0] * self._macs()
         )
-        with torch_threads(threads):
-            result = fit_lbfgs(
-                weights=weights,
-                biases=biases,
-                X=self._rows(X, dtype),
-                target=self._target_tensor(target, dtype),
-                sample_weight=self._weight_tensor(sample_weight, dtype),
-                activation=self.activation,
-                alpha=self.alpha,
-                out_activation=self.out_activation_,
-                max_iter=self.max_iter,
-                max_fun=self.max_fun,
-                tol=self.tol,
-                callback=record,
+        result = None
+        try:
+            with torch_threads(threads):
+                result = fit_lbfgs(
+                    weights=weights,
+                    biases=biases,
+                    X=self._rows(X, dtype),
+                    target=self._target_tensor(target, dtype),
+                    sample_weight=self._weight_tensor(sample_weight, dtype),
+                    activation=self.activation,
+                    alpha=self.alpha,
+                    out_activation=self.out_activation_,
+                    max_iter=self.max_iter,
+                    max_fun=self.max_fun,
+                    tol=self.tol,
+                    callback=record,
+                )
+        except KeyboardInterrupt:
+            warnings.warn(
+                f"Training interrupted by user after {len(losses)} complete L-BFGS "
+                "iteration(s); the model keeps the weights of the last one.",
+                stacklevel=4,
             )
-        self.n_iter_ = int(result.nit)
-        self.loss_ = float(result.fun)
-        self.loss_curve_ = losses or [self.loss_]
-        self.best_loss_ = min(self.loss_curve_)
-        if result.status != 0:
+        diverged = result is not None and not (
+            math.isfinite(result.fun) and _all_finite(params)
+        )
+        if result is None or diverged:
+            with torch.no_grad():
+                for param, copy in zip(params, kept, strict=True):
+                    param.copy_(copy)
+            self.n_iter_ = len(losses)
+            if losses:
+                self.loss_ = losses[-1]
+        else:
+            self.n_iter_ = int(result.nit)
+            self.loss_ = float(result.fun)
+        self.loss_curve_ = losses or ([] if self.loss_ is None else [self.loss_])
+        self.best_loss_ = min(self.loss_curve_, default=np.inf)
+        if diverged:
+            warnings.warn(
+                f"lbfgs stopped after {self.n_iter_} iteration(s): the loss "
+                f"({result.fun}) or the weights became infinite or NaN. The model "
+                "keeps the last weights with a finite loss (the initial ones after "
+                "0 iterations). Scale X (for instance with StandardScaler).",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        elif result is not None and result.status != 0:
             warnings.warn(
                 f"lbfgs failed to converge after {result.nit} iteration(s) "
                 f"(status={result.status}): {result.message}. Increase max_iter "
@@ -778,13 +902,23 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         threads = n_threads_for(
             self.n_threads, device=self.device_, macs_per_step=batch_size * self._macs()
         )
+        workspace = Workspace(
+            weights, batch_size, [p > 0 for p in self.module_.dropout]
+        )
         if self.early_stopping:
             self._best_params = [p.detach().clone() for p in self.module_.parameters()]
 
         self.n_iter_ = 0
+        kept = lowest = None
         try:
             with torch_threads(threads):
                 for _ in range(1 if incremental else self.max_iter):
+                    # What a diverging epoch is undone to: one copy per epoch,
+                    # and of the optimizer's state for partial_fit alone (fit
+                    # makes a new optimizer at each call).
+                    kept = _training_snapshot(
+                        self._flat, self._optimizer if incremental else None
+                    )
                     order = None
                     if self.shuffle:
                         order = to_device(rng.permutation(n_samples), self.device_)
@@ -803,7 +937,13 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                         alpha=self.alpha,
                         out_activation=self.out_activation_,
                         flat_weights=flat_weights,
+                        workspace=workspace,
                     ).item()
+                    if not (math.isfinite(loss) and _finite_sum(self._flat)):
+                        self._undo_divergence(loss, kept, lowest)
+                        break
+                    if lowest is None or loss < lowest[0]:
+                        lowest = (loss, self.n_iter_ + 1, kept)
                     self.n_iter_ += 1
                     self.t_ += n_samples
                     self.loss_ = loss
@@ -833,6 +973,11 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                             stacklevel=4,
                         )
         except KeyboardInterrupt:
+            if kept is not None and not _finite_sum(self._flat):
+                _restore_training_snapshot(self._flat, self._optimizer, kept)
+            # Ctrl-C may have caught the optimizer halfway through a step (its
+            # first creates its state): a later partial_fit starts a new one.
+            self._optimizer = None
             warnings.warn(
                 f"Training interrupted by user after {self.n_iter_} complete "
                 "epoch(s); the model keeps the weights it has.",
@@ -845,6 +990,35 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                 ):
                     param.copy_(best)
             del self._best_params
+
+    def _undo_divergence(self, loss, kept, lowest):
+        """Go back to the weights of the epoch of lowest loss, and warn.
+
+        ``kept`` is the snapshot from the start of the diverging epoch;
+        ``lowest`` is (loss, epoch, snapshot from its start) or None.
+        """
+        if self.early_stopping:
+            # The weights of the best validation score replace these at the end.
+            _restore_training_snapshot(self._flat, self._optimizer, kept)
+            what = "the weights of its best validation score"
+        elif lowest is None:
+            _restore_training_snapshot(self._flat, self._optimizer, kept)
+            what = "the weights it had before that epoch"
+        else:
+            _restore_training_snapshot(self._flat, self._optimizer, lowest[2])
+            what = (
+                f"the weights it had at the start of epoch {lowest[1]}, the epoch "
+                "of lowest loss"
+            )
+        warnings.warn(
+            f"Training diverged in epoch {self.n_iter_ + 1}: the loss ({loss}) "
+            f"or the weights became infinite or NaN with solver={self.solver!r} "
+            f"and learning_rate_init={self.learning_rate_init!r}. Training "
+            f"stopped; the model keeps {what}. Lower learning_rate_init, or "
+            "scale X (for instance with StandardScaler).",
+            ConvergenceWarning,
+            stacklevel=5,
+        )
 
     def _validation_split(self, X, y, target, sample_weight, rng):
         stratify = None
@@ -964,11 +1138,35 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             reset=False,
         )
         weights, biases = self.module_.layers()
+        output = self._forward_rows(weights, biases, X, transform)
+        # Logits, or probabilities (NaN from infinite logits), are not finite
+        # where float32 arithmetic overflowed on large values of X. A sum is
+        # not finite when one of them is: the rows are checked only then.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if math.isfinite(output.sum()):
+                return output
+        overflowed = ~np.isfinite(output).all(axis=1)
+        if overflowed.any() and weights[0].dtype != torch.float64:
+            # float64 gets these rows right; on the CPU, as Apple's MPS has
+            # no float64.
+            wide = [[p.detach().cpu().double() for p in ps] for ps in (weights, biases)]
+            redone = self._forward_rows(*wide, X[overflowed], transform)
+            if transform is None:
+                # Logits beyond float32's range keep their order in float64.
+                output = output.astype(np.float64)
+            output[overflowed] = redone
+            overflowed = ~np.isfinite(output).all(axis=1)
+        if overflowed.any():
+            self._raise_overflow(X[overflowed], len(output))
+        return output
+
+    def _forward_rows(self, weights, biases, X, transform):
+        """The network's output for the rows of X, block by block."""
         units = [weights[0].shape[0]] + [W.shape[1] for W in weights]
         # Prediction follows the fit's rule for threads: one for small work.
         threads = n_threads_for(
             self.n_threads,
-            device=self.device_,
+            device=weights[0].device,
             macs_per_step=min(X.shape[0], block_rows(units)) * _forward_macs(weights),
         )
         with torch_threads(threads):
@@ -980,12 +1178,26 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                 transform=transform,
             )
 
+    def _raise_overflow(self, X_bad, n_samples):
+        where = (
+            f"The network's output is not finite for {X_bad.shape[0]} of the "
+            f"{n_samples} samples of X"
+        )
+        if not _all_finite(self.module_.parameters()):
+            raise ValueError(f"{where}: its weights hold infinite or NaN values.")
+        weight = max(float(p.detach().abs().max()) for p in self.module_.parameters())
+        raise ValueError(
+            f"{where}: their values (up to {abs(X_bad).max():.3g} in magnitude) "
+            f"with the network's weights (up to {weight:.3g}) overflow float64 "
+            "arithmetic. Scale X as for fit (for instance with StandardScaler)."
+        )
+
     def _binary_columns(self, table):
         """The output transform, with both columns for a binary target."""
         transform = table[self.out_activation_]
         if self._label_binarizer.y_type_ != "binary":
             return transform
-        return lambda z: torch.cat([transform(-z), transform(z)], dim=1)
+        return lambda z: transform(torch.cat([-z, z], dim=1))
 
     def predict(self, X):
         """Predict class labels.

@@ -5,7 +5,6 @@
 
 import contextlib
 import re
-import threading
 import warnings
 
 import torch
@@ -98,7 +97,7 @@ def resolve_device(device):
     return device
 
 
-def device_for_loading(saved_device):
+def device_for_loading(saved_device, *, stacklevel=3):
     """Return the device a model saved from ``saved_device`` is restored on.
 
     A model fitted on an accelerator that this machine lacks is restored on
@@ -109,6 +108,9 @@ def device_for_loading(saved_device):
     ----------
     saved_device : str
         The device the model was on when it was saved.
+    stacklevel : int, default=3
+        ``warnings.warn``'s stacklevel, so that the warning names the line
+        that loads the model: the default suits a call from ``__setstate__``.
 
     Returns
     -------
@@ -121,7 +123,7 @@ def device_for_loading(saved_device):
             f"This model was fitted on {saved_device!r}, which is not available "
             "here; it is loaded on the CPU.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
         return torch.device("cpu")
 
@@ -149,12 +151,12 @@ def n_threads_for(n_threads, *, device, macs_per_step):
     return n_threads
 
 
-# torch's thread count is one setting for the whole process. Fits and
-# predictions running in several Python threads at once share it: the count
-# in force before the first of them is restored when the last one ends.
-_threads_lock = threading.Lock()
-_threads_users = 0
-_threads_before = None
+# Under OpenMP, the backend of torch's builds, the thread count is a setting
+# of each calling thread (a thread that starts later takes the count set
+# last). Fits and predictions running in several Python threads at once
+# therefore each restore their own thread's count: a count shared between
+# threads, restored when the last of them ends, would leave a thread that
+# ended earlier with the count it set for itself.
 
 
 @contextlib.contextmanager
@@ -163,20 +165,14 @@ def torch_threads(n):
 
     Safe to enter from several Python threads at once.
     """
-    global _threads_users, _threads_before
     if n is None:
         yield
         return
-    with _threads_lock:
-        if _threads_users == 0:
-            _threads_before = torch.get_num_threads()
-        _threads_users += 1
-        if torch.get_num_threads() != n:
-            torch.set_num_threads(n)
+    before = torch.get_num_threads()
+    if before != n:
+        torch.set_num_threads(n)
     try:
         yield
     finally:
-        with _threads_lock:
-            _threads_users -= 1
-            if _threads_users == 0 and torch.get_num_threads() != _threads_before:
-                torch.set_num_threads(_threads_before)
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

@@ -8,6 +8,7 @@ parameters, data and settings, and keeps what comes back.
 # SPDX-License-Identifier: BSD-3-Clause
 
 import warnings
+from itertools import repeat
 
 import numpy as np
 import scipy.optimize
@@ -15,11 +16,12 @@ import scipy.sparse
 import torch
 from torch.nn import functional as F
 
-from ._network import dropout_masks, forward
+from ._network import ACTIVATIONS_INPLACE, dropout_masks, forward
 
 # Inference and full-batch losses run over blocks of rows so that no
-# activation matrix holds more than this many values (about 16 MB in float32).
-_BLOCK_VALUES = 2**22
+# activation matrix holds more than this many values (4 MB in float32): blocks
+# of 2**18 to 2**20 values predicted fastest, 2**22 no faster and 4x the memory.
+_BLOCK_VALUES = 2**20
 
 
 class SparseRows:
@@ -77,11 +79,14 @@ def as_rows(X, device, dtype):
     return to_device(X, device, dtype)
 
 
-def take_rows(X, order):
-    """Rows ``order`` of ``X`` (a Tensor or SparseRows), in that order."""
+def take_rows(X, order, out=None):
+    """Rows ``order`` of ``X`` (a Tensor or SparseRows), in that order.
+
+    A dense result is written to ``out`` when given.
+    """
     if isinstance(X, SparseRows):
         return X.take(order)
-    return X.index_select(0, order)
+    return torch.index_select(X, 0, order, out=out)
 
 
 def block_rows(layer_units):
@@ -159,19 +164,199 @@ def make_optimizer(
         return make(params, lr=learning_rate_init, **settings)
 
 
-# Each hidden activation in place, and its derivative from its output:
-# torch's own backward kernels, one operation each.
-_ACTIVATION_INPLACE = {
-    "identity": lambda z: z,
-    "logistic": torch.sigmoid_,
-    "tanh": torch.tanh_,
-    "relu": torch.relu_,
-}
-_ACTIVATION_BACKWARD = {
+def make_step(optimizer):
+    """``optimizer.step`` as a function of no arguments, at less cost per call.
+
+    ``Optimizer.step`` spends about 25 microseconds of Python per call (hooks,
+    grouping tensors by device and dtype), as long as a small network's whole
+    update. For the optimizer skdnn builds for training, fused Adam over one
+    flat parameter without weight decay or AMSGrad, the function returned
+    calls the kernel that ``step`` ends in, ``torch._fused_adam_``, on the
+    optimizer's own state: the optimizer, its ``state_dict`` and pickling stay
+    torch's, and the tests check that both give bit-identical parameters.
+    Any other optimizer gets ``optimizer.step`` itself.
+    """
+    group = optimizer.param_groups[0]
+    direct = (
+        type(optimizer) is torch.optim.Adam
+        and hasattr(torch, "_fused_adam_")
+        and len(optimizer.param_groups) == 1
+        and len(group["params"]) == 1
+        and group.get("fused")
+        and not group.get("amsgrad")
+        and not group.get("maximize")
+        and not group.get("differentiable")
+        and not group.get("capturable")
+        and not group.get("decoupled_weight_decay")
+        and group.get("weight_decay") == 0
+        and not isinstance(group.get("lr"), torch.Tensor)
+    )
+    if not direct:
+        return optimizer.step
+    (param,) = group["params"]
+    tensors = None
+
+    def step():
+        nonlocal tensors
+        if tensors is None:
+            state = optimizer.state.get(param)
+            if not state:
+                # The first step creates the state, as torch lays it out.
+                optimizer.step()
+                return
+            tensors = (
+                [param],
+                [param.grad],
+                [state["exp_avg"]],
+                [state["exp_avg_sq"]],
+                [],
+                [state["step"]],
+            )
+        beta1, beta2 = group["betas"]
+        # What torch.optim.adam._fused_adam does for one tensor on one device.
+        tensors[5][0].add_(1)
+        torch._fused_adam_(
+            *tensors,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=0.0,
+            eps=group["eps"],
+            amsgrad=False,
+            maximize=False,
+        )
+
+    return step
+
+
+class Workspace:
+    """Activation and gradient buffers that every training step reuses.
+
+    A new activation matrix per step costs more than the arithmetic on it
+    once it is larger than the C library's mmap threshold (128 KiB by
+    default): each one is mapped afresh and page-faulted in, which made a
+    (256, 256) network's step half again as slow. Batches of up to
+    ``batch_size`` rows write into these buffers instead; the epoch's
+    shuffled copy of the data is kept too.
+
+    Parameters
+    ----------
+    weights : sequence of Tensor
+        The network's weight matrices, for the widths, dtype and device.
+    batch_size : int
+        The largest batch.
+    dropout : sequence of bool
+        Whether each hidden layer has dropout (and needs a masked copy).
+    """
+
+    def __init__(self, weights, batch_size, dropout):
+        dtype, device = weights[0].dtype, weights[0].device
+
+        def empty(width):
+            return torch.empty((batch_size, width), dtype=dtype, device=device)
+
+        widths = [W.shape[1] for W in weights[:-1]]
+        full = (
+            [empty(w) for w in widths],
+            [empty(w) if p else None for w, p in zip(widths, dropout, strict=True)],
+            [empty(w) for w in widths],
+        )
+        self._views = {batch_size: full}
+        self._shuffled = None
+        self._masks = None
+        self._dtype, self._device = dtype, device
+
+    def rows(self, n_samples):
+        """Buffers for a batch: activations, masked activations, gradients."""
+        views = self._views.get(n_samples)
+        if views is None:
+            full = next(iter(self._views.values()))
+            views = tuple(
+                [None if b is None else b[:n_samples] for b in buffers]
+                for buffers in full
+            )
+            self._views[n_samples] = views
+        return views
+
+    def mask_buffers(self, n_samples, widths, rates):
+        """Memory for ``n_samples`` rows of dropout masks, reused from call to call.
+
+        As ``out`` of :func:`~skdnn._network.dropout_masks`.
+        """
+        if self._masks is None or self._masks[0] < n_samples:
+            draws = torch.empty(
+                -(-n_samples * max(widths) // 4), dtype=torch.int64, device=self._device
+            )
+            masks = [
+                torch.empty((n_samples, w), dtype=self._dtype, device=self._device)
+                if p
+                else None
+                for w, p in zip(widths, rates, strict=True)
+            ]
+            self._masks = (n_samples, (draws, masks))
+        return self._masks[1]
+
+    def shuffled(self, X, order):
+        """Rows ``order`` of ``X``, written over the previous epoch's copy."""
+        if isinstance(X, SparseRows):
+            return X.take(order)
+        if self._shuffled is None or self._shuffled.shape != X.shape:
+            self._shuffled = torch.empty_like(X)
+        return take_rows(X, order, out=self._shuffled)
+
+
+# Dropout masks are drawn for this many values at a time: a few operations
+# per block of batches instead of per batch, in bounded memory.
+_MASK_VALUES = 2**20
+
+
+def dropout_mask_batches(
+    *, n_samples, batch_size, widths, rates, generator, dtype, device, workspace=None
+):
+    """Yield the dropout masks of each batch of an epoch, in order.
+
+    The masks of many consecutive batches are drawn together by
+    :func:`~skdnn._network.dropout_masks` and then cut into batches, which
+    is the same distribution as drawing them batch by batch. With a
+    ``workspace`` they are drawn into the same memory every epoch (fresh
+    memory is page-faulted in, which cost more than the drawing), so a
+    batch's masks hold only until the next batch's are asked for.
+    """
+    per_row = sum(w for w, p in zip(widths, rates, strict=True) if p) or 1
+    block = max(1, _MASK_VALUES // (per_row * batch_size)) * batch_size
+    block = min(block, n_samples)
+    out = None
+    if workspace is not None:
+        out = workspace.mask_buffers(block, widths, rates)
+    for block_start in range(0, n_samples, block):
+        block_rows = min(block, n_samples - block_start)
+        masks = dropout_masks(
+            n_samples=block_rows,
+            widths=widths,
+            rates=rates,
+            generator=generator,
+            dtype=dtype,
+            device=device,
+            out=out,
+        )
+        for start in range(0, block_rows, batch_size):
+            rows = slice(start, start + batch_size)
+            yield [None if m is None else m[rows] for m in masks]
+
+
+# Each hidden activation's derivative from its output, written over the
+# incoming gradient: torch's own backward kernels, one operation each.
+_ACTIVATION_BACKWARD_INPLACE = {
     "identity": lambda grad, out: grad,
-    "logistic": torch.ops.aten.sigmoid_backward,
-    "tanh": torch.ops.aten.tanh_backward,
-    "relu": lambda grad, out: torch.ops.aten.threshold_backward(grad, out, 0),
+    "logistic": lambda grad, out: torch.ops.aten.sigmoid_backward.grad_input(
+        grad, out, grad_input=grad
+    ),
+    "tanh": lambda grad, out: torch.ops.aten.tanh_backward.grad_input(
+        grad, out, grad_input=grad
+    ),
+    "relu": lambda grad, out: torch.ops.aten.threshold_backward.grad_input(
+        grad, out, 0, grad_input=grad
+    ),
 }
 
 
@@ -195,6 +380,7 @@ def backward(
     alpha,
     out_activation,
     flat_weights=None,
+    workspace=None,
 ):
     """Compute one batch's loss and write its gradients to the parameters' ``.grad``.
 
@@ -226,6 +412,10 @@ def backward(
         All weight matrices, and their gradients, as one contiguous view
         each, when the parameters live in one flat buffer: the L2 term then
         costs one operation instead of several per layer.
+    workspace : Workspace, default=None
+        Buffers for the activations and their gradients, made for a batch
+        of at least this size with dropout on the layers ``masks`` has;
+        allocated for this call when None.
 
     Returns
     -------
@@ -233,28 +423,32 @@ def backward(
         The batch's loss, penalty included.
     """
     with torch.no_grad():
-        act = _ACTIVATION_INPLACE[activation]
+        n_samples = X.shape[0]
         last = len(weights) - 1
-        inputs, outputs = [X], []
+        if workspace is None:
+            dropped = (
+                [False] * last if masks is None else [m is not None for m in masks]
+            )
+            workspace = Workspace(weights, n_samples, dropped)
+        outputs, masked, upstreams = workspace.rows(n_samples)
+        act = ACTIVATIONS_INPLACE[activation]
+        inputs = [X]
         h = X
         for i in range(last):
-            out = act(torch.addmm(biases[i], h, weights[i]))
-            outputs.append(out)
+            out = act(torch.addmm(biases[i], h, weights[i], out=outputs[i]))
             if masks is not None and masks[i] is not None:
-                h = out * masks[i]
+                h = torch.mul(out, masks[i], out=masked[i])
             else:
                 h = out
             inputs.append(h)
         logits = torch.addmm(biases[last], h, weights[last])
 
-        n_samples = logits.shape[0]
         if out_activation == "softmax":
+            column = target.unsqueeze(1)
             log_proba = torch.log_softmax(logits, dim=1)
-            per_sample = log_proba.gather(1, target.unsqueeze(1))
+            per_sample = log_proba.gather(1, column)
             delta = log_proba.exp_()
-            delta.scatter_add_(
-                1, target.unsqueeze(1), torch.full_like(per_sample, -1.0)
-            )
+            delta.scatter_add_(1, column, torch.full_like(per_sample, -1.0))
             if sample_weight is None:
                 loss = per_sample.sum() * (-1.0 / n_samples)
         else:
@@ -284,10 +478,12 @@ def backward(
             torch.mm(inputs[i].T, delta, out=_grad_buffer(W))
             torch.sum(delta, dim=0, out=_grad_buffer(b))
             if i > 0:
-                upstream = torch.mm(delta, W.T)
+                upstream = torch.mm(delta, W.T, out=upstreams[i - 1])
                 if masks is not None and masks[i - 1] is not None:
                     upstream.mul_(masks[i - 1])
-                delta = _ACTIVATION_BACKWARD[activation](upstream, outputs[i - 1])
+                delta = _ACTIVATION_BACKWARD_INPLACE[activation](
+                    upstream, outputs[i - 1]
+                )
 
         if alpha:
             # d/dW of (alpha / 2) ||W||^2 / weight_sum is alpha W / weight_sum;
@@ -316,32 +512,23 @@ def train_step(
     *,
     weights,
     biases,
-    optimizer,
+    step,
     X,
     target,
     sample_weight,
+    masks,
     activation,
-    dropout,
-    generator,
     alpha,
     out_activation,
     flat_weights=None,
+    workspace=None,
 ):
     """One optimizer step on one batch; returns the batch's loss (a Tensor).
 
-    No ``zero_grad``: :func:`backward` overwrites the gradients, which may be
+    ``step`` takes the optimizer's step (see :func:`make_step`). No
+    ``zero_grad``: :func:`backward` overwrites the gradients, which may be
     views of one flat buffer that the optimizer updates in one operation.
     """
-    masks = None
-    if any(dropout):
-        masks = dropout_masks(
-            n_samples=X.shape[0],
-            widths=[b.shape[0] for b in biases[:-1]],
-            rates=dropout,
-            generator=generator,
-            dtype=X.dtype,
-            device=X.device,
-        )
     loss = backward(
         weights=weights,
         biases=biases,
@@ -353,8 +540,9 @@ def train_step(
         alpha=alpha,
         out_activation=out_activation,
         flat_weights=flat_weights,
+        workspace=workspace,
     )
-    optimizer.step()
+    step()
     return loss
 
 
@@ -374,37 +562,54 @@ def run_epoch(
     alpha,
     out_activation,
     flat_weights=None,
+    workspace=None,
 ):
     """One pass over the data in batches; returns the mean batch loss (a Tensor).
 
     ``order`` (a permutation Tensor, or None for the given order) is applied
     once per epoch, so that each batch is a contiguous slice rather than a
-    gather of scattered rows.
+    gather of scattered rows. A ``workspace`` (see :class:`Workspace`) made
+    for ``batch_size`` and ``dropout`` carries buffers from epoch to epoch.
     """
+    if workspace is None:
+        workspace = Workspace(weights, batch_size, [p > 0 for p in dropout])
     if order is not None:
-        X = take_rows(X, order)
+        X = workspace.shuffled(X, order)
         target = target.index_select(0, order)
         if sample_weight is not None:
             sample_weight = sample_weight.index_select(0, order)
     n_samples = len(X)
+    masks = repeat(None)
+    if any(dropout):
+        masks = dropout_mask_batches(
+            n_samples=n_samples,
+            batch_size=batch_size,
+            widths=[b.shape[0] for b in biases[:-1]],
+            rates=dropout,
+            generator=generator,
+            dtype=weights[0].dtype,
+            device=weights[0].device,
+            workspace=workspace,
+        )
+    step = make_step(optimizer)
     # Summed on the device and read once per epoch: reading each batch's loss
     # would wait for the device at every step.
     total = torch.zeros((), dtype=weights[0].dtype, device=weights[0].device)
-    for start in range(0, n_samples, batch_size):
+    for start, batch_masks in zip(range(0, n_samples, batch_size), masks, strict=False):
         rows = slice(start, start + batch_size)
         loss = train_step(
             weights=weights,
             biases=biases,
-            optimizer=optimizer,
+            step=step,
             X=X[rows],
             target=target[rows],
             sample_weight=None if sample_weight is None else sample_weight[rows],
+            masks=batch_masks,
             activation=activation,
-            dropout=dropout,
-            generator=generator,
             alpha=alpha,
             out_activation=out_activation,
             flat_weights=flat_weights,
+            workspace=workspace,
         )
         total.add_(loss, alpha=min(batch_size, n_samples - start))
     return total / n_samples
@@ -475,6 +680,7 @@ def fit_lbfgs(
     units = [weights[0].shape[0]] + [W.shape[1] for W in weights]
     step = block_rows(units)
     weight_sum = n_samples if sample_weight is None else sample_weight.sum().item()
+    workspace = Workspace(weights, min(step, n_samples), [False] * (len(weights) - 1))
 
     def unpack(theta):
         flat = torch.from_numpy(theta).to(dtype=params[0].dtype, device=X_device)
@@ -508,6 +714,7 @@ def fit_lbfgs(
                 activation=activation,
                 alpha=0.0,
                 out_activation=out_activation,
+                workspace=workspace,
             )
             total += loss * share
             for acc, p in zip(gradient, params, strict=True):
@@ -553,19 +760,40 @@ def predict_logits(weights, biases, X, *, activation, transform=None):
     n_samples = X.shape[0]
     units = [weights[0].shape[0]] + [W.shape[1] for W in weights]
     step = block_rows(units)
-    out = None
     with torch.inference_mode():
+        if n_samples <= step:
+            # One block: its array is the answer, no copy needed.
+            return _predict_block(
+                weights, biases, X, activation=activation, transform=transform
+            )
+        # Every block writes its activations into the same memory.
+        buffers = [
+            torch.empty((step, width), dtype=dtype, device=device)
+            for width in units[1:]
+        ]
+        out = None
         for start in range(0, n_samples, step):
             rows = slice(start, start + step)
-            block = X[rows]
-            if scipy.sparse.issparse(block):
-                block = block.toarray()
-            block = to_device(block, device, dtype)
-            z = forward(weights, biases, block, activation=activation)
-            if transform is not None:
-                z = transform(z)
-            z = z.cpu().numpy()
+            n_rows = len(range(*rows.indices(n_samples)))
+            z = _predict_block(
+                weights,
+                biases,
+                X[rows],
+                activation=activation,
+                transform=transform,
+                out=[b[:n_rows] for b in buffers],
+            )
             if out is None:
                 out = np.empty((n_samples, z.shape[1]), dtype=z.dtype)
             out[rows] = z
     return out
+
+
+def _predict_block(weights, biases, block, *, activation, transform, out=None):
+    if scipy.sparse.issparse(block):
+        block = block.toarray()
+    block = to_device(block, weights[0].device, weights[0].dtype)
+    z = forward(weights, biases, block, activation=activation, inplace=True, out=out)
+    if transform is not None:
+        z = transform(z)
+    return z.cpu().numpy()

@@ -8,8 +8,9 @@ from numpydoc.validate import validate
 import skdnn
 import skdnn.datasets
 import skdnn.inspection
+import skdnn.io
 
-PUBLIC_MODULES = [skdnn, skdnn.datasets, skdnn.inspection]
+PUBLIC_MODULES = [skdnn, skdnn.datasets, skdnn.inspection, skdnn.io]
 
 # numpydoc's checks that scikit-learn also leaves out: a See Also section and
 # an extended summary on every method, and an Examples section on methods

@@ -949,16 +949,15 @@ def sgd_step(problem, learning_rate):
     loss = train_step(
         weights=W,
         biases=b,
-        optimizer=optimizer,
+        step=optimizer.step,
         X=torch.from_numpy(problem.X),
         target=problem.target,
         sample_weight=None
         if problem.sample_weight is None
         else torch.tensor(problem.sample_weight),
+        # The masks skdnn_gradients used.
+        masks=[None if m is None else torch.from_numpy(m) for m in problem.masks],
         activation=problem.spec.activation,
-        dropout=list(problem.spec.dropout),
-        # The generator skdnn_masks seeds: train_step draws the same masks.
-        generator=torch.Generator().manual_seed(problem.spec.seed),
         alpha=problem.spec.alpha,
         out_activation=problem.out_activation,
     )

@@ -1,0 +1,271 @@
+"""The training loop's shortcuts give exactly what the plain way gives.
+
+Each shortcut (buffers reused across steps, dropout masks drawn for many
+batches at once, the optimizer's kernel called directly) exists for speed;
+these tests pin that it changes nothing else.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from skdnn import DNNClassifier
+from skdnn._network import MLPModule, dropout_masks, flatten_parameters, init_params
+from skdnn._training import (
+    Workspace,
+    backward,
+    dropout_mask_batches,
+    make_optimizer,
+    make_step,
+    predict_logits,
+    take_rows,
+)
+
+ADAM = dict(
+    learning_rate_init=1e-2,
+    momentum=0.9,
+    nesterovs_momentum=True,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+)
+
+
+def make_network(units, dtype=np.float64, seed=0):
+    coefs, intercepts = init_params(
+        units, random_state=np.random.RandomState(seed), dtype=dtype
+    )
+    return MLPModule(coefs, intercepts, activation="relu", dropout=(0.0,) * 2)
+
+
+def random_gradient(flat, seed):
+    generator = torch.Generator().manual_seed(seed)
+    flat.grad.copy_(
+        torch.randn(flat.shape, generator=generator, dtype=flat.dtype) * 1e-2
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_direct_adam_step_equals_optimizer_step_bit_for_bit(dtype):
+    flats, steps = [], []
+    for direct in (False, True):
+        flat = flatten_parameters(make_network([3, 5, 4, 2], dtype))
+        optimizer = make_optimizer([flat], solver="adam", **ADAM)
+        flats.append(flat)
+        steps.append(make_step(optimizer) if direct else optimizer.step)
+    assert steps[1] != optimizer.step  # the direct path is taken
+    for seed in range(6):
+        for flat, step in zip(flats, steps, strict=True):
+            random_gradient(flat, seed)
+            step()
+        assert torch.equal(flats[0], flats[1])
+
+
+def test_direct_adam_step_keeps_the_optimizer_state_torchs():
+    flat = flatten_parameters(make_network([3, 5, 4, 2]))
+    optimizer = make_optimizer([flat], solver="adam", **ADAM)
+    step = make_step(optimizer)
+    for seed in range(3):
+        random_gradient(flat, seed)
+        step()
+    # The step count and moments live where torch keeps them, so that
+    # state_dict, pickling and a later optimizer.step() carry on from them.
+    assert optimizer.state[flat]["step"].item() == 3
+    restored = make_optimizer(
+        [torch.nn.Parameter(flat.detach().clone())], solver="adam", **ADAM
+    )
+    restored.load_state_dict(optimizer.state_dict())
+    state = next(iter(restored.state.values()))
+    assert torch.equal(state["exp_avg"], optimizer.state[flat]["exp_avg"])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: make_optimizer([p], solver="sgd", **ADAM),
+        lambda p: torch.optim.Adam([p], amsgrad=True),
+        lambda p: torch.optim.Adam([p], weight_decay=0.1, fused=True),
+        lambda p: torch.optim.Adam([p], foreach=False),
+    ],
+    ids=["sgd", "amsgrad", "weight_decay", "unfused"],
+)
+def test_other_optimizers_step_through_optimizer_step(make):
+    optimizer = make(flatten_parameters(make_network([3, 5, 4, 2])))
+    assert make_step(optimizer) == optimizer.step
+
+
+def test_direct_adam_step_follows_a_changed_learning_rate():
+    flats = [flatten_parameters(make_network([3, 5, 4, 2])) for _ in range(2)]
+    optimizers = [make_optimizer([f], solver="adam", **ADAM) for f in flats]
+    steps = [optimizers[0].step, make_step(optimizers[1])]
+    for seed in range(4):
+        for flat, optimizer, step in zip(flats, optimizers, steps, strict=True):
+            optimizer.param_groups[0]["lr"] = 10.0 ** -(seed + 1)
+            random_gradient(flat, seed)
+            step()
+    assert torch.equal(flats[0], flats[1])
+
+
+def gradients(module, X, target, masks, workspace):
+    W, b = module.layers()
+    loss = backward(
+        weights=W,
+        biases=b,
+        X=X,
+        target=target,
+        sample_weight=None,
+        masks=masks,
+        activation=module.activation,
+        alpha=1e-3,
+        out_activation="softmax",
+        workspace=workspace,
+    )
+    return loss, [p.grad.clone() for p in (*W, *b)]
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
+@pytest.mark.parametrize("dropout", [0.0, 0.4])
+def test_backward_with_a_reused_workspace_equals_fresh_buffers(activation, dropout):
+    module = make_network([4, 7, 5, 3])
+    module.activation = activation
+    W, _ = module.layers()
+    workspace = Workspace(W, 16, [dropout > 0] * 2)
+    generator = torch.Generator().manual_seed(0)
+    # Full batches and a shorter last one, with the same buffers throughout.
+    for n_samples in (16, 16, 9, 16, 1):
+        X = torch.randn(n_samples, 4, dtype=torch.float64, generator=generator)
+        target = torch.randint(3, (n_samples,), generator=generator)
+        masks = dropout_masks(
+            n_samples=n_samples,
+            widths=[7, 5],
+            rates=[dropout] * 2,
+            generator=generator,
+            dtype=torch.float64,
+            device=torch.device("cpu"),
+        )
+        expected = gradients(module, X, target, masks, None)
+        got = gradients(module, X, target, masks, workspace)
+        assert torch.equal(got[0], expected[0])
+        for g, e in zip(got[1], expected[1], strict=True):
+            assert torch.equal(g, e)
+
+
+def test_workspace_shuffles_into_one_reused_buffer():
+    X = torch.arange(12.0).reshape(6, 2)
+    W, _ = make_network([2, 3, 3, 2]).layers()
+    workspace = Workspace(W, 4, [False, False])
+    first = workspace.shuffled(X, torch.tensor([5, 4, 3, 2, 1, 0]))
+    assert torch.equal(first, X.flip(0))
+    second = workspace.shuffled(X, torch.tensor([1, 0, 2, 3, 5, 4]))
+    assert second.data_ptr() == first.data_ptr()
+    assert torch.equal(second, take_rows(X, torch.tensor([1, 0, 2, 3, 5, 4])))
+
+
+@pytest.mark.parametrize("n_samples, batch_size", [(100, 32), (64, 64), (5, 8)])
+@pytest.mark.parametrize("block_values", [2**20, 100])
+def test_mask_batches_are_the_masks_of_each_batch(
+    monkeypatch, n_samples, batch_size, block_values
+):
+    monkeypatch.setattr("skdnn._training._MASK_VALUES", block_values)
+    settings = dict(
+        widths=[6, 3, 4],
+        rates=[0.5, 0.0, 0.25],
+        dtype=torch.float64,
+        device=torch.device("cpu"),
+    )
+    batches = list(
+        dropout_mask_batches(
+            n_samples=n_samples,
+            batch_size=batch_size,
+            generator=torch.Generator().manual_seed(0),
+            **settings,
+        )
+    )
+    sizes = [
+        len(range(s, min(s + batch_size, n_samples)))
+        for s in range(0, n_samples, batch_size)
+    ]
+    assert [m[0].shape[0] for m in batches] == sizes
+    assert all(m[1] is None for m in batches)
+    for layer, rate in ((0, 0.5), (2, 0.25)):
+        values = torch.cat([m[layer] for m in batches])
+        assert set(values.unique().tolist()) <= {0.0, 1.0 / (1.0 - rate)}
+    if block_values >= n_samples * 10:
+        # One block: the batches are consecutive rows of one draw.
+        whole = dropout_masks(
+            n_samples=n_samples,
+            generator=torch.Generator().manual_seed(0),
+            **settings,
+        )
+        assert torch.equal(torch.cat([m[0] for m in batches]), whole[0])
+
+
+@pytest.mark.parametrize("block_values", [2**20, 100])
+def test_mask_batches_drawn_into_a_workspace_are_the_same_masks(
+    monkeypatch, block_values
+):
+    monkeypatch.setattr("skdnn._training._MASK_VALUES", block_values)
+    W, _ = make_network([4, 6, 3, 2]).layers()
+    workspace = Workspace(W, 8, [True, True])
+    settings = dict(
+        n_samples=50,
+        batch_size=8,
+        widths=[6, 3],
+        rates=[0.5, 0.25],
+        dtype=torch.float64,
+        device=torch.device("cpu"),
+    )
+    for epoch in range(2):
+        plain = dropout_mask_batches(
+            generator=torch.Generator().manual_seed(epoch), **settings
+        )
+        reused = dropout_mask_batches(
+            generator=torch.Generator().manual_seed(epoch),
+            workspace=workspace,
+            **settings,
+        )
+        for expected, got in zip(plain, reused, strict=True):
+            for e, g in zip(expected, got, strict=True):
+                assert torch.equal(e, g)
+
+
+def test_masks_keep_each_unit_with_probability_one_minus_rate():
+    masks = dropout_masks(
+        n_samples=200_000,
+        widths=[5],
+        rates=[0.3],
+        generator=torch.Generator().manual_seed(0),
+        dtype=torch.float64,
+        device=torch.device("cpu"),
+    )[0]
+    kept = (masks > 0).double().mean().item()
+    # Hoeffding: P(|kept - 0.7| > 0.005) <= 2 exp(-2 * 1e6 * 0.005^2) ~ 4e-22.
+    assert abs(kept - 0.7) < 0.005
+    assert masks.max().item() == 1.0 / 0.7
+
+
+@pytest.mark.parametrize("n_samples", [1, 7, 300])
+def test_predict_logits_in_blocks_equals_one_block(monkeypatch, n_samples):
+    module = make_network([4, 7, 5, 3])
+    W, b = module.layers()
+    X = np.random.RandomState(0).normal(size=(n_samples, 4))
+    whole = predict_logits(W, b, X, activation="relu")
+    monkeypatch.setattr("skdnn._training._BLOCK_VALUES", 14)  # two rows a block
+    blocked = predict_logits(W, b, X, activation="relu")
+    np.testing.assert_array_equal(blocked, whole)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(whole, expected, rtol=1e-12)
+
+
+def test_fit_with_dropout_is_reproducible():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(150, 4))
+    y = (X[:, 0] > 0).astype(int)
+    fits = [
+        DNNClassifier((8,), dropout=0.5, batch_size=16, max_iter=3, random_state=1)
+        .fit(X, y)
+        .coefs_[0]
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(fits[0], fits[1])
