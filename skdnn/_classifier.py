@@ -6,6 +6,7 @@
 import math
 import warnings
 from numbers import Integral, Real
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -566,6 +567,40 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             raise
 
     def _fit_checked(self, X, y, sample_weight, incremental, classes):
+        fit = self._checked_input(X, y, sample_weight, incremental, classes)
+        self._start_fit(fit)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(fit.X, fit.target, fit.sample_weight)
+        else:
+            generator = torch.Generator(device=self.device_).manual_seed(fit.torch_seed)
+            self._fit_stochastic(
+                fit.X,
+                fit.target,
+                fit.sample_weight,
+                fit.validation,
+                incremental,
+                fit.rng,
+                generator,
+                self.module_.weights[0].dtype,
+            )
+        return self
+
+    def _checked_input(self, X, y, sample_weight, incremental, classes):
+        """Check and encode a fit's input and draw its seeds; change nothing.
+
+        Everything a fit does before the model changes, with its random draws
+        in its order (the torch seed, the validation split, then, in
+        :meth:`_start_fit`, the initial weights): skdnn.model_selection's
+        batched searches start their models with it too, so that they draw
+        exactly what ``fit`` draws.
+
+        Returns
+        -------
+        types.SimpleNamespace
+            ``sizes``, ``rates``, ``device``, ``first_pass``, ``X``,
+            ``target``, ``sample_weight``, ``binarizer``, ``rng``,
+            ``torch_seed`` and ``validation``.
+        """
         sizes, rates = _check_architecture(self.hidden_layer_sizes, self.dropout)
         check_device(self.device)
         if self.solver == "lbfgs" and any(rates):
@@ -612,25 +647,36 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             )
         if not first_pass:
             self._check_continuation(sizes)
+        return SimpleNamespace(
+            sizes=sizes,
+            rates=rates,
+            device=device,
+            first_pass=first_pass,
+            X=X,
+            target=target,
+            sample_weight=sample_weight,
+            binarizer=binarizer,
+            rng=rng,
+            torch_seed=torch_seed,
+            validation=validation,
+        )
 
-        # Every check on the input has passed: from here on the model changes.
-        self._label_binarizer = binarizer
-        self.classes_ = binarizer.classes_
-        if first_pass:
+    def _start_fit(self, fit):
+        """Set up the model for the fit that ``fit`` (a checked input) describes.
+
+        Every check on the input has passed: from here on the model changes.
+        """
+        self._label_binarizer = fit.binarizer
+        self.classes_ = fit.binarizer.classes_
+        if fit.first_pass:
             # Apple's MPS has no float64: the network trains in float32 there.
-            dtype = X.dtype if device.type != "mps" else np.dtype(np.float32)
-            self._initialize(sizes, rates, X.shape[1], target, dtype, rng, device)
+            dtype = fit.X.dtype if fit.device.type != "mps" else np.dtype(np.float32)
+            self._initialize(
+                fit.sizes, fit.rates, fit.X.shape[1], fit.target, dtype, fit.rng,
+                fit.device,
+            )  # fmt: skip
         else:
-            self._continue(rates, device)
-        dtype = self.module_.weights[0].dtype
-        if self.solver == "lbfgs":
-            self._fit_lbfgs(X, target, sample_weight)
-        else:
-            generator = torch.Generator(device=self.device_).manual_seed(torch_seed)
-            self._fit_stochastic(
-                X, target, sample_weight, validation, incremental, rng, generator, dtype
-            )
-        return self
+            self._continue(fit.rates, fit.device)
 
     def _fit_label_binarizer(self, y, first_pass, incremental, classes):
         if incremental and classes is not None and np.ndim(classes) != 1:

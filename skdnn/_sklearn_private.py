@@ -7,6 +7,14 @@ A scikit-learn release that moves one of them then breaks this file alone.
 # SPDX-License-Identifier: BSD-3-Clause
 
 from sklearn.base import _fit_context
+from sklearn.model_selection._validation import (
+    _fit_and_score,
+    _insert_error_scores,
+    _score,
+    _warn_or_raise_about_fit_failures,
+)
+from sklearn.utils import _safe_indexing
+from sklearn.utils._metadata_requests import _routing_enabled
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
@@ -15,7 +23,7 @@ from sklearn.utils._param_validation import (
     validate_params,
 )
 from sklearn.utils.multiclass import _check_partial_fit_first_call
-from sklearn.utils.validation import _check_sample_weight
+from sklearn.utils.validation import _check_sample_weight, _num_samples
 
 __all__ = [
     "HasMethods",
@@ -24,6 +32,13 @@ __all__ = [
     "StrOptions",
     "_check_partial_fit_first_call",
     "_check_sample_weight",
+    "_fit_and_score",
     "_fit_context",
+    "_insert_error_scores",
+    "_num_samples",
+    "_routing_enabled",
+    "_safe_indexing",
+    "_score",
+    "_warn_or_raise_about_fit_failures",
     "validate_params",
 ]

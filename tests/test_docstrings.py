@@ -9,8 +9,15 @@ import skdnn
 import skdnn.datasets
 import skdnn.inspection
 import skdnn.io
+import skdnn.model_selection
 
-PUBLIC_MODULES = [skdnn, skdnn.datasets, skdnn.inspection, skdnn.io]
+PUBLIC_MODULES = [
+    skdnn,
+    skdnn.datasets,
+    skdnn.inspection,
+    skdnn.io,
+    skdnn.model_selection,
+]
 
 # numpydoc's checks that scikit-learn also leaves out: a See Also section and
 # an extended summary on every method, and an Examples section on methods

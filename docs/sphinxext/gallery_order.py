@@ -9,6 +9,7 @@ ORDER = [
     "plot_hidden_layers.py",
     "plot_dropout.py",
     "plot_tuning.py",
+    "plot_batched_search.py",
     "plot_distributed.py",
     "plot_dataframe.py",
     "plot_network.py",

@@ -1,0 +1,8 @@
+"""Model selection that trains many DNNClassifier fits as batched computations."""
+
+# Authors: The skdnn developers
+# SPDX-License-Identifier: BSD-3-Clause
+
+from ._search import GridSearchCV, RandomizedSearchCV
+
+__all__ = ["GridSearchCV", "RandomizedSearchCV"]

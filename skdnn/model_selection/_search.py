@@ -1,0 +1,500 @@
+"""GridSearchCV that trains a grid of DNNClassifier fits as batched computations."""
+
+# Authors: The skdnn developers
+# SPDX-License-Identifier: BSD-3-Clause
+
+import copy
+import time
+from collections import defaultdict
+
+import numpy as np
+import scipy.sparse
+from sklearn.base import clone, is_classifier
+from sklearn.model_selection import GridSearchCV as _SklearnGridSearchCV
+from sklearn.model_selection import ParameterGrid, ParameterSampler, check_cv
+from sklearn.model_selection import RandomizedSearchCV as _SklearnRandomizedSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.utils import indexable
+
+from .._batched import (
+    batchable_reason,
+    group_key,
+    prepare_fit,
+    train_batched,
+)
+from .._classifier import DNNClassifier
+
+# scikit-learn's private search machinery: cv_results_ are built by the same
+# code as scikit-learn's, so they have the same keys.
+from .._sklearn_private import (
+    _fit_and_score,
+    _fit_context,
+    _insert_error_scores,
+    _num_samples,
+    _routing_enabled,
+    _safe_indexing,
+    _score,
+    _warn_or_raise_about_fit_failures,
+)
+
+
+def _final_step(estimator):
+    """(name, DNNClassifier) of the estimator or its Pipeline's last step."""
+    if isinstance(estimator, DNNClassifier):
+        return None, estimator
+    if isinstance(estimator, Pipeline) and isinstance(
+        estimator.steps[-1][1], DNNClassifier
+    ):
+        return estimator.steps[-1][0], estimator.steps[-1][1]
+    return None, None
+
+
+class _BatchedSearch:
+    """What skdnn's searches add to scikit-learn's: the batched ``fit``.
+
+    A subclass names its candidates with ``_candidates(random_state)``.
+    """
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None, **params):
+        """Run fit with all sets of parameters.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training vectors.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target.
+        **params : dict of str -> object
+            Parameters passed to the estimator's ``fit``, the scorer and the
+            splitter; any of them makes the search sequential.
+
+        Returns
+        -------
+        self : object
+            Instance of fitted estimator.
+        """
+        # A copy of the random state for the check, so that drawing the
+        # candidates to check consumes nothing: the search then draws the
+        # same candidates as scikit-learn's.
+        reason = self._batch_refusal(
+            X, y, params, self._candidates(copy.deepcopy(self._random_state()))
+        )
+        if reason is not None:
+            self.batched_ = False
+            if self.verbose:
+                print(f"Not batching the search: {reason}. Fitting sequentially.")
+            return super().fit(X, y, **params)
+        self.batched_ = True
+        return self._fit_batched(X, y, self._candidates(self._random_state()))
+
+    def _random_state(self):
+        return getattr(self, "random_state", None)
+
+    def _batch_refusal(self, X, y, params, candidates):
+        """Why the search cannot be batched, or None when it can."""
+        name, final = _final_step(self.estimator)
+        if final is None:
+            return "the estimator is not a DNNClassifier or a Pipeline ending in one"
+        if params:
+            return f"fit parameters {sorted(params)} are given"
+        if _routing_enabled():
+            return "metadata routing is enabled"
+        if y is None or scipy.sparse.issparse(X):
+            return "X is sparse or y is missing"
+        if getattr(self, "_skl_callbacks", None):
+            return "callbacks are set"
+        prefix = "" if name is None else f"{name}__"
+        for candidate in candidates:
+            others = [k for k in candidate if not k.startswith(prefix)]
+            if name is not None and others:
+                return f"the grid varies {others}, not only the classifier's"
+            settings = {k[len(prefix) :]: v for k, v in candidate.items()}
+            if any("__" in k for k in settings):
+                return f"the grid sets nested parameters {sorted(settings)}"
+            reason = batchable_reason(clone(final).set_params(**settings))
+            if reason is not None:
+                return f"a candidate has {reason}"
+        return None
+
+    def _fit_batched(self, X, y, candidates):
+        scorers, refit_metric = self._get_scorers()
+        X, y = indexable(X, y)
+        self._checked_cv_orig = check_cv(
+            self.cv, y, classifier=is_classifier(self.estimator)
+        )
+        self.n_splits_ = self._checked_cv_orig.get_n_splits(X, y)
+        splits = list(self._checked_cv_orig.split(X, y))
+        if len(splits) != self.n_splits_:
+            raise ValueError(
+                "cv.split and cv.get_n_splits return inconsistent results. "
+                f"Expected {self.n_splits_} splits, got {len(splits)}"
+            )
+        base_estimator = clone(self.estimator)
+        if self.verbose > 0:
+            print(
+                f"Fitting {self.n_splits_} folds for each of {len(candidates)} "
+                f"candidates, totalling {len(candidates) * self.n_splits_} fits, "
+                "in batches"
+            )
+        out = self._evaluate_batched(base_estimator, X, y, candidates, splits, scorers)
+        if len(out) < 1:
+            raise ValueError(
+                "No fits were performed. Was the CV iterator empty? Were there "
+                "no candidates?"
+            )
+        _warn_or_raise_about_fit_failures(out, self.error_score)
+        if callable(self.scoring):
+            _insert_error_scores(out, self.error_score)
+        results = self._format_results(
+            candidates, self.n_splits_, out, defaultdict(list)
+        )
+        first_test_score = out[0]["test_scores"]
+        self.multimetric_ = isinstance(first_test_score, dict)
+        if callable(self.scoring) and self.multimetric_:
+            self._check_refit_for_multimetric(first_test_score)
+            refit_metric = self.refit
+
+        if self.refit or not self.multimetric_:
+            self.best_index_ = self._select_best_index(
+                self.refit, refit_metric, results
+            )
+            if not callable(self.refit):
+                self.best_score_ = results[f"mean_test_{refit_metric}"][
+                    self.best_index_
+                ]
+            self.best_params_ = results["params"][self.best_index_]
+        if self.refit:
+            self.best_estimator_ = clone(base_estimator).set_params(
+                **clone(self.best_params_, safe=False)
+            )
+            start = time.time()
+            self.best_estimator_.fit(X, y)
+            self.refit_time_ = time.time() - start
+            if hasattr(self.best_estimator_, "feature_names_in_"):
+                self.feature_names_in_ = self.best_estimator_.feature_names_in_
+        self.scorer_ = getattr(scorers, "_scorers", scorers)
+        self.cv_results_ = results
+        return self
+
+    def _evaluate_batched(self, base_estimator, X, y, candidates, splits, scorers):
+        """The per-(candidate, fold) dicts that ``_fit_and_score`` would return."""
+        name, _ = _final_step(base_estimator)
+        prefix = "" if name is None else f"{name}__"
+        folds = []
+        for train, test in splits:
+            X_train, y_train = _take(X, train), _take(y, train)
+            X_test, y_test = _take(X, test), _take(y, test)
+            transformer = None
+            if name is not None:
+                # Earlier steps are fitted once per fold: the grid does not
+                # vary them.
+                transformer = clone(base_estimator[:-1])
+                start = time.time()
+                Z_train = transformer.fit_transform(X_train, y_train)
+                prefix_time = time.time() - start
+            else:
+                Z_train, prefix_time = X_train, 0.0
+            folds.append((X_train, y_train, X_test, y_test, transformer, Z_train))
+
+        pairs = [(c, f) for c in range(len(candidates)) for f in range(len(splits))]
+        models, prepared, fit_times = {}, {}, {}
+        sequential = []
+        for c, f in pairs:
+            settings = {k[len(prefix) :]: v for k, v in candidates[c].items()}
+            model = clone(base_estimator if name is None else base_estimator[-1])
+            model.set_params(**clone(settings, safe=False))
+            start = time.time()
+            try:
+                prepared[c, f] = prepare_fit(model, folds[f][5], folds[f][1])
+            except Exception:
+                # _fit_and_score fits it again and handles the error as
+                # scikit-learn does.
+                sequential.append((c, f))
+                continue
+            fit_times[c, f] = time.time() - start + prefix_time
+            models[c, f] = model
+
+        groups = defaultdict(list)
+        for key in models:
+            groups[group_key(models[key])].append(key)
+        for keys in groups.values():
+            start = time.time()
+            diverged = train_batched(
+                [models[k] for k in keys], [prepared[k] for k in keys]
+            )
+            share = (time.time() - start) / len(keys)
+            for k, bad in zip(keys, diverged, strict=True):
+                fit_times[k] += share
+                if bad:
+                    sequential.append(k)
+            if self.verbose > 0:
+                print(f"Trained {len(keys)} networks in one batch.")
+        sequential = set(sequential)
+
+        out = []
+        for c, f in pairs:
+            X_train, y_train, X_test, y_test, transformer, _ = folds[f]
+            if (c, f) in sequential:
+                train, test = splits[f]
+                out.append(
+                    _fit_and_score(
+                        clone(base_estimator),
+                        X,
+                        y,
+                        scorer=scorers,
+                        train=train,
+                        test=test,
+                        verbose=self.verbose,
+                        parameters=candidates[c],
+                        fit_params=None,
+                        score_params=None,
+                        return_train_score=self.return_train_score,
+                        return_n_test_samples=True,
+                        return_times=True,
+                        error_score=self.error_score,
+                    )
+                )
+                continue
+            estimator = models[c, f]
+            if name is not None:
+                estimator = clone(base_estimator).set_params(
+                    **clone(candidates[c], safe=False)
+                )
+                estimator.steps = [*transformer.steps, (name, models[c, f])]
+            start = time.time()
+            result = {
+                "fit_error": None,
+                "test_scores": _score(
+                    estimator, X_test, y_test, scorers, {}, self.error_score
+                ),
+            }
+            if self.return_train_score:
+                result["train_scores"] = _score(
+                    estimator, X_train, y_train, scorers, {}, self.error_score
+                )
+            result["n_test_samples"] = _num_samples(X_test)
+            result["fit_time"] = fit_times[c, f]
+            result["score_time"] = time.time() - start
+            out.append(result)
+        return out
+
+
+class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
+    """Exhaustive search over a grid, training DNNClassifier fits in batches.
+
+    A drop-in for :class:`sklearn.model_selection.GridSearchCV`, with the
+    same parameters and fitted attributes. When ``estimator`` is a
+    :class:`~skdnn.DNNClassifier`, or a Pipeline ending in one, and the grid
+    varies only that classifier's parameters, the fits of every candidate on
+    every fold are trained together: networks of one architecture (same
+    ``hidden_layer_sizes``, ``activation``, number of classes, dtype and
+    device) are stacked into one batched computation, whatever their
+    ``dropout``, ``alpha``, ``learning_rate_init``, ``class_weight``,
+    ``batch_size``, ``max_iter``, ``tol``, ``n_iter_no_change`` or
+    ``random_state``. Anything else is scikit-learn's sequential search,
+    announced when ``verbose`` is set.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        As for :class:`sklearn.model_selection.GridSearchCV`.
+    param_grid : dict or list of dictionaries
+        As for :class:`sklearn.model_selection.GridSearchCV`.
+    scoring : str, callable, list, tuple or dict, default=None
+        As for :class:`sklearn.model_selection.GridSearchCV`.
+    n_jobs : int, default=None
+        Used by the sequential search and the sequential fits only.
+    refit : bool, str, or callable, default=True
+        As for :class:`sklearn.model_selection.GridSearchCV`; the refit is
+        an ordinary ``fit``.
+    cv : int, cross-validation generator or an iterable, default=None
+        As for :class:`sklearn.model_selection.GridSearchCV`.
+    verbose : int, default=0
+        As for :class:`sklearn.model_selection.GridSearchCV`; also says
+        whether the search is batched, and if not, why.
+    pre_dispatch : int or str, default='2*n_jobs'
+        As for :class:`sklearn.model_selection.GridSearchCV`.
+    error_score : 'raise' or numeric, default=np.nan
+        As for :class:`sklearn.model_selection.GridSearchCV`.
+    return_train_score : bool, default=False
+        As for :class:`sklearn.model_selection.GridSearchCV`.
+
+    Attributes
+    ----------
+    cv_results_ : dict of numpy (masked) ndarrays
+        The keys and layout of scikit-learn's. In a batched search,
+        ``mean_fit_time`` and ``std_fit_time`` are each fit's share of its
+        batch's time.
+    best_estimator_ : estimator
+        Refitted on the whole data with ``fit``, when ``refit`` is set.
+    best_score_ : float
+        Mean cross-validated score of the best candidate.
+    best_params_ : dict
+        Parameter setting of the best candidate.
+    best_index_ : int
+        Index of the best candidate in ``cv_results_``.
+    scorer_ : function or dict
+        Scorer(s) used on the held-out data.
+    n_splits_ : int
+        Number of cross-validation splits.
+    refit_time_ : float
+        Seconds to refit the best model, when ``refit`` is set.
+    multimetric_ : bool
+        Whether several metrics were scored.
+    batched_ : bool
+        Whether the candidates were trained in batches.
+
+    See Also
+    --------
+    sklearn.model_selection.GridSearchCV : The sequential search.
+
+    Notes
+    -----
+    Which results equal a sequential search's:
+
+    - Folds, candidates, the order of ``cv_results_``, the scorers and the
+      refit are scikit-learn's own.
+    - Each batched model is trained on exactly its fold's rows, in the order
+      its own ``random_state`` shuffles them, from the initial weights that
+      ``DNNClassifier(random_state=...)`` draws, with the same batch
+      boundaries, loss, L2 penalty, class weights, Adam update and stopping
+      rule (training loss, ``tol``, ``n_iter_no_change``). Without dropout
+      its weights, loss curve and ``n_iter_`` equal the sequential fit's up
+      to floating-point rounding (the tests find them within about 1e-12 in
+      float64 after 100 epochs), and so do the scores, except where rounding
+      changes a prediction on the decision boundary or an epoch's loss
+      crosses ``tol`` differently.
+    - With dropout, the masks come from another random stream (one per
+      batch), so the models and their scores agree with a sequential
+      search's only statistically.
+    - Earlier steps of a Pipeline are fitted once per fold, not once per
+      candidate and fold: the same result for deterministic transformers.
+    - The fitted models keep no optimizer state, so ``partial_fit`` on them
+      (not on ``best_estimator_``, which is refitted with ``fit``) would
+      start a new Adam.
+    - A model whose loss or weights become infinite or NaN is fitted again
+      with ``fit``, which handles divergence, so its results are the
+      sequential ones.
+
+    Not batched (the sequential search runs instead): ``solver`` other than
+    'adam', ``early_stopping``, ``verbose`` or ``warm_start`` on the
+    classifier, grids over earlier Pipeline steps, sparse input, fit
+    parameters (``sample_weight``, ``groups``), metadata routing, and
+    any fold whose preparation fails (then that fit alone is sequential).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_moons
+    >>> from skdnn import DNNClassifier
+    >>> from skdnn.model_selection import GridSearchCV
+    >>> X, y = make_moons(n_samples=200, noise=0.2, random_state=0)
+    >>> clf = DNNClassifier((8,), batch_size=32, max_iter=20,
+    ...                     learning_rate_init=0.01, random_state=0, device="cpu")
+    >>> search = GridSearchCV(clf, {"dropout": [0.0, 0.2], "alpha": [1e-4, 1e-2]})
+    >>> search.fit(X, y).batched_
+    True
+    >>> sorted(search.best_params_)
+    ['alpha', 'dropout']
+    >>> search.cv_results_["mean_test_score"].shape
+    (4,)
+    """
+
+    def _candidates(self, random_state):
+        return list(ParameterGrid(self.param_grid))
+
+
+class RandomizedSearchCV(_BatchedSearch, _SklearnRandomizedSearchCV):
+    """Randomized search over parameters, training DNNClassifier fits in batches.
+
+    A drop-in for :class:`sklearn.model_selection.RandomizedSearchCV`: it
+    draws the same ``n_iter`` candidates as scikit-learn's for the same
+    ``random_state``, and trains them on every fold in batches exactly as
+    :class:`GridSearchCV` does, under the same conditions (see its Notes).
+    Continuous distributions suit batching: every sampled ``dropout``,
+    ``alpha`` or ``learning_rate_init`` joins the same batch.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        As for :class:`sklearn.model_selection.RandomizedSearchCV`.
+    param_distributions : dict or list of dicts
+        As for :class:`sklearn.model_selection.RandomizedSearchCV`.
+    n_iter : int, default=10
+        Number of candidates drawn.
+    scoring : str, callable, list, tuple or dict, default=None
+        As for :class:`sklearn.model_selection.RandomizedSearchCV`.
+    n_jobs : int, default=None
+        Used by the sequential search and the sequential fits only.
+    refit : bool, str, or callable, default=True
+        As for :class:`sklearn.model_selection.RandomizedSearchCV`; the refit
+        is an ordinary ``fit``.
+    cv : int, cross-validation generator or an iterable, default=None
+        As for :class:`sklearn.model_selection.RandomizedSearchCV`.
+    verbose : int, default=0
+        Also says whether the search is batched, and if not, why.
+    pre_dispatch : int or str, default='2*n_jobs'
+        As for :class:`sklearn.model_selection.RandomizedSearchCV`.
+    random_state : int, RandomState instance or None, default=None
+        Draws the candidates, as in scikit-learn's search.
+    error_score : 'raise' or numeric, default=np.nan
+        As for :class:`sklearn.model_selection.RandomizedSearchCV`.
+    return_train_score : bool, default=False
+        As for :class:`sklearn.model_selection.RandomizedSearchCV`.
+
+    Attributes
+    ----------
+    cv_results_ : dict of numpy (masked) ndarrays
+        The keys and layout of scikit-learn's.
+    best_estimator_ : estimator
+        Refitted on the whole data with ``fit``, when ``refit`` is set.
+    best_score_ : float
+        Mean cross-validated score of the best candidate.
+    best_params_ : dict
+        Parameter setting of the best candidate.
+    best_index_ : int
+        Index of the best candidate in ``cv_results_``.
+    scorer_ : function or dict
+        Scorer(s) used on the held-out data.
+    n_splits_ : int
+        Number of cross-validation splits.
+    refit_time_ : float
+        Seconds to refit the best model, when ``refit`` is set.
+    multimetric_ : bool
+        Whether several metrics were scored.
+    batched_ : bool
+        Whether the candidates were trained in batches.
+
+    See Also
+    --------
+    GridSearchCV : The same, over a grid.
+    sklearn.model_selection.RandomizedSearchCV : The sequential search.
+
+    Examples
+    --------
+    >>> from scipy.stats import uniform
+    >>> from sklearn.datasets import make_moons
+    >>> from skdnn import DNNClassifier
+    >>> from skdnn.model_selection import RandomizedSearchCV
+    >>> X, y = make_moons(n_samples=200, noise=0.2, random_state=0)
+    >>> clf = DNNClassifier((8,), batch_size=32, max_iter=20,
+    ...                     learning_rate_init=0.01, random_state=0, device="cpu")
+    >>> search = RandomizedSearchCV(clf, {"dropout": uniform(0, 0.5)}, n_iter=4,
+    ...                             random_state=0)
+    >>> search.fit(X, y).batched_
+    True
+    >>> len(search.cv_results_["params"])
+    4
+    """
+
+    def _candidates(self, random_state):
+        return list(
+            ParameterSampler(
+                self.param_distributions, self.n_iter, random_state=random_state
+            )
+        )
+
+
+def _take(data, rows):
+    """Rows of an array, DataFrame or list, as scikit-learn's CV takes them."""
+    return _safe_indexing(data, np.asarray(rows))

@@ -1,0 +1,416 @@
+"""The batched GridSearchCV against scikit-learn's sequential one."""
+
+# Authors: The skdnn developers
+# SPDX-License-Identifier: BSD-3-Clause
+
+import numpy as np
+import pytest
+import sklearn.model_selection
+import torch
+from numpy.testing import assert_allclose
+from scipy.stats import loguniform
+from sklearn.base import clone
+from sklearn.exceptions import FitFailedWarning
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skdnn import DNNClassifier
+from skdnn._batched import (
+    _EpochMasks,
+    batch_layout,
+    epoch_rows,
+    make_adam,
+    prepare_fit,
+    train_batched,
+)
+from skdnn.model_selection import GridSearchCV, RandomizedSearchCV
+
+# float64 after 100 epochs of Adam: the batched and sequential fits differ in
+# the order of summation only (bmm against mm, a tensor learning rate), a few
+# ulps per step, which Adam's normalised steps do not amplify on these
+# well-conditioned problems; 1e-9 is a thousand times the largest gap seen.
+TOL = 1e-9
+
+
+def _xor(n_samples=200, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.uniform(-1, 1, (n_samples, 2))
+    return X, (X[:, 0] * X[:, 1] > 0).astype(int)
+
+
+def _blobs(n_samples=150, seed=0):
+    rng = np.random.RandomState(seed)
+    y = np.arange(n_samples) % 3
+    X = rng.normal(size=(n_samples, 4)) + y[:, None]
+    return X, np.array(["a", "b", "c"])[y]
+
+
+def _clf(**params):
+    settings = dict(
+        hidden_layer_sizes=(6, 4),
+        batch_size=32,
+        max_iter=15,
+        learning_rate_init=0.03,
+        random_state=0,
+        device="cpu",
+    )
+    return DNNClassifier(**{**settings, **params})
+
+
+def _assert_same_fit(batched, sequential):
+    assert batched.n_iter_ == sequential.n_iter_
+    assert_allclose(batched.loss_curve_, sequential.loss_curve_, rtol=TOL)
+    for a, b in zip(batched.coefs_, sequential.coefs_, strict=True):
+        assert_allclose(a, b, rtol=TOL, atol=TOL)
+    for a, b in zip(batched.intercepts_, sequential.intercepts_, strict=True):
+        assert_allclose(a, b, rtol=TOL, atol=TOL)
+    assert batched.t_ == sequential.t_
+    assert_allclose(batched.best_loss_, sequential.best_loss_, rtol=TOL)
+
+
+@pytest.mark.parametrize("data", [_xor, _blobs])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"alpha": 1e-4},
+        {"alpha": 0.5, "learning_rate_init": 0.001},
+        {"class_weight": "balanced", "batch_size": 50},
+        {"batch_size": "auto", "random_state": 3, "shuffle": False},
+        {"max_iter": 200, "tol": 1e-2, "n_iter_no_change": 2},
+    ],
+)
+def test_batched_models_equal_sequential_fits(data, params):
+    X, y = data()
+    # Unequal row counts, batch counts and last-batch sizes per model.
+    rows = [np.arange(0, 120), np.arange(30, 143), np.arange(5, 150, 2)]
+    models = [clone(_clf(**params)) for _ in rows]
+    models[1].set_params(alpha=2e-3, learning_rate_init=0.01)
+    prepared = [prepare_fit(m, X[r], y[r]) for m, r in zip(models, rows, strict=True)]
+    diverged = train_batched(models, prepared)
+    assert not diverged.any()
+    for model, r in zip(models, rows, strict=True):
+        _assert_same_fit(model, clone(model).fit(X[r], y[r]))
+        assert_allclose(
+            model.predict_proba(X),
+            clone(model).fit(X[r], y[r]).predict_proba(X),
+            rtol=1e-7,
+        )
+
+
+def test_batched_models_stop_on_their_own():
+    X, y = _xor()
+    models = [_clf(max_iter=300, tol=t, n_iter_no_change=2) for t in (1e-1, 0.0)]
+    prepared = [prepare_fit(m, X, y) for m in models]
+    train_batched(models, prepared)
+    n_iter = [m.n_iter_ for m in models]
+    assert n_iter[0] < n_iter[1]
+    for model in models:
+        _assert_same_fit(model, clone(model).fit(X, y))
+
+
+def test_batched_dropout_trains_and_differs_from_no_dropout():
+    X, y = _xor(400)
+    models = [_clf(dropout=p, max_iter=40) for p in (0.0, 0.3)]
+    prepared = [prepare_fit(m, X, y) for m in models]
+    train_batched(models, prepared)
+    assert models[1].module_.dropout == (0.3, 0.3)
+    assert models[0].coefs_[0].tolist() != models[1].coefs_[0].tolist()
+    # Statistically the same training: a dropout network still learns XOR.
+    assert models[1].score(X, y) > 0.8
+
+
+def _sequential(estimator, grid, **kwargs):
+    return sklearn.model_selection.GridSearchCV(estimator, grid, **kwargs)
+
+
+@pytest.mark.parametrize("return_train_score", [False, True])
+def test_cv_results_keys_and_shapes_equal_sklearn(return_train_score):
+    X, y = _xor()
+    grid = {"alpha": [1e-4, 1e-2], "dropout": [0.0, 0.2]}
+    kwargs = dict(cv=3, return_train_score=return_train_score)
+    ours = GridSearchCV(_clf(), grid, **kwargs).fit(X, y)
+    theirs = _sequential(_clf(), grid, **kwargs).fit(X, y)
+    assert ours.batched_
+    assert sorted(ours.cv_results_) == sorted(theirs.cv_results_)
+    for key, value in theirs.cv_results_.items():
+        assert np.shape(ours.cv_results_[key]) == np.shape(value), key
+    assert ours.cv_results_["params"] == theirs.cv_results_["params"]
+    assert ours.n_splits_ == theirs.n_splits_ == 3
+    assert set(ours.best_params_) == {"alpha", "dropout"}
+
+
+def test_search_without_dropout_equals_sequential_search():
+    X, y = _blobs()
+    grid = {"alpha": [1e-4, 1e-1], "learning_rate_init": [0.01, 0.03]}
+    ours = GridSearchCV(_clf(), grid, cv=4, return_train_score=True).fit(X, y)
+    theirs = _sequential(_clf(), grid, cv=4, return_train_score=True).fit(X, y)
+    for key in theirs.cv_results_:
+        if key.startswith(("split", "mean_t", "std_t", "rank_")):
+            assert_allclose(ours.cv_results_[key], theirs.cv_results_[key], err_msg=key)
+    assert ours.best_params_ == theirs.best_params_
+    assert ours.best_score_ == theirs.best_score_
+    _assert_same_fit(ours.best_estimator_, theirs.best_estimator_)
+
+
+@pytest.mark.parametrize("seed", [0, "instance"])
+def test_randomized_search_draws_sklearns_candidates_and_equals_its_search(seed):
+    X, y = _blobs()
+    distributions = {
+        "alpha": loguniform(1e-5, 1e-1),
+        "learning_rate_init": loguniform(1e-2, 5e-2),
+    }
+
+    def random_state():
+        return np.random.RandomState(3) if seed == "instance" else seed
+
+    kwargs = dict(n_iter=3, cv=3, return_train_score=True)
+    ours = RandomizedSearchCV(
+        _clf(), distributions, random_state=random_state(), **kwargs
+    ).fit(X, y)
+    theirs = sklearn.model_selection.RandomizedSearchCV(
+        _clf(), distributions, random_state=random_state(), **kwargs
+    ).fit(X, y)
+    assert ours.batched_
+    assert sorted(ours.cv_results_) == sorted(theirs.cv_results_)
+    # The same candidates: checking whether they can be batched drew from a
+    # copy of the random state.
+    assert ours.cv_results_["params"] == theirs.cv_results_["params"]
+    for key in theirs.cv_results_:
+        if key.startswith(("split", "mean_t", "std_t", "rank_")):
+            assert_allclose(ours.cv_results_[key], theirs.cv_results_[key], err_msg=key)
+    assert ours.best_params_ == theirs.best_params_
+
+
+def test_randomized_search_falls_back_with_sklearns_candidates(capsys):
+    X, y = _xor()
+    distributions = {"alpha": loguniform(1e-5, 1e-1)}
+    kwargs = dict(n_iter=2, cv=2, random_state=np.random.RandomState(0))
+    ours = RandomizedSearchCV(_clf(solver="sgd"), distributions, verbose=1, **kwargs)
+    ours.fit(X, y)
+    kwargs["random_state"] = np.random.RandomState(0)
+    theirs = sklearn.model_selection.RandomizedSearchCV(
+        _clf(solver="sgd"), distributions, **kwargs
+    ).fit(X, y)
+    assert not ours.batched_
+    assert "Not batching" in capsys.readouterr().out
+    assert ours.cv_results_["params"] == theirs.cv_results_["params"]
+
+
+def test_folds_of_unequal_size_get_exactly_their_rows():
+    X, y = _xor(101)
+    cv = KFold(3, shuffle=True, random_state=0)
+    search = GridSearchCV(_clf(), {"alpha": [1e-4]}, cv=cv).fit(X, y)
+    for split, (train, test) in enumerate(cv.split(X, y)):
+        alone = clone(_clf()).fit(X[train], y[train])
+        assert_allclose(
+            search.cv_results_[f"split{split}_test_score"][0],
+            alone.score(X[test], y[test]),
+        )
+    assert {len(train) for train, _ in cv.split(X, y)} == {67, 68}
+
+
+def test_grid_over_architectures_forms_separate_batches(capsys):
+    X, y = _xor()
+    grid = {"hidden_layer_sizes": [(4,), (6, 4)], "alpha": [1e-4, 1e-3]}
+    ours = GridSearchCV(_clf(), grid, cv=3, verbose=1).fit(X, y)
+    printed = capsys.readouterr().out
+    assert printed.count("Trained 6 networks in one batch.") == 2
+    theirs = _sequential(_clf(), grid, cv=3).fit(X, y)
+    assert_allclose(
+        ours.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"]
+    )
+
+
+@pytest.mark.parametrize(
+    "grid, reason",
+    [
+        ({"solver": ["lbfgs", "adam"]}, "solver='lbfgs'"),
+        ({"early_stopping": [True]}, "early_stopping=True"),
+    ],
+)
+def test_unbatchable_grid_falls_back_and_says_so(grid, reason, capsys):
+    X, y = _xor()
+    search = GridSearchCV(_clf(), grid, cv=3, verbose=1).fit(X, y)
+    assert not search.batched_
+    printed = capsys.readouterr().out
+    assert "Not batching the search" in printed and reason in printed
+    theirs = _sequential(_clf(), grid, cv=3).fit(X, y)
+    assert_allclose(
+        search.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"]
+    )
+
+
+def test_fit_params_fall_back():
+    X, y = _xor()
+    search = GridSearchCV(_clf(), {"alpha": [1e-4]}, cv=3)
+    search.fit(X, y, sample_weight=np.ones(len(y)))
+    assert not search.batched_
+
+
+def test_pipeline_with_scaler():
+    X, y = _xor()
+    X = X * [100.0, 0.01] + 5
+    pipe = make_pipeline(StandardScaler(), _clf())
+    grid = {"dnnclassifier__alpha": [1e-4, 1e-2]}
+    ours = GridSearchCV(pipe, grid, cv=3).fit(X, y)
+    theirs = _sequential(pipe, grid, cv=3).fit(X, y)
+    assert ours.batched_
+    assert_allclose(
+        ours.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"]
+    )
+    assert ours.best_params_ == theirs.best_params_
+    assert ours.score(X, y) == theirs.score(X, y)
+
+
+def test_pipeline_grid_over_earlier_step_falls_back():
+    X, y = _xor()
+    pipe = make_pipeline(StandardScaler(), _clf())
+    search = GridSearchCV(pipe, {"standardscaler__with_mean": [True, False]}, cv=3)
+    assert not search.fit(X, y).batched_
+
+
+@pytest.mark.parametrize("refit", ["accuracy", False])
+def test_multimetric_scoring(refit):
+    X, y = _blobs()
+    grid = {"alpha": [1e-4, 1e-1]}
+    scoring = ["accuracy", "neg_log_loss"]
+    kwargs = dict(cv=StratifiedKFold(3), scoring=scoring, refit=refit)
+    ours = GridSearchCV(_clf(), grid, **kwargs).fit(X, y)
+    theirs = _sequential(_clf(), grid, **kwargs).fit(X, y)
+    assert ours.batched_ and ours.multimetric_
+    assert sorted(ours.cv_results_) == sorted(theirs.cv_results_)
+    for name in scoring:
+        assert_allclose(
+            ours.cv_results_[f"mean_test_{name}"],
+            theirs.cv_results_[f"mean_test_{name}"],
+            rtol=1e-7,
+        )
+    assert hasattr(ours, "best_estimator_") == bool(refit)
+
+
+def test_callable_scoring():
+    X, y = _xor()
+
+    def half_accuracy(estimator, X, y):
+        return 0.5 * estimator.score(X, y)
+
+    ours = GridSearchCV(_clf(), {"alpha": [1e-4]}, cv=3, scoring=half_accuracy)
+    theirs = _sequential(_clf(), {"alpha": [1e-4]}, cv=3, scoring=half_accuracy)
+    assert_allclose(ours.fit(X, y).best_score_, theirs.fit(X, y).best_score_)
+
+
+def test_failing_fold_gets_error_score():
+    X, y = _xor(60)
+    # Sorted labels and unshuffled folds: the first fold's training rows
+    # hold one class only, which DNNClassifier refuses.
+    order = np.argsort(y, kind="stable")
+    X, y = X[order], y[order]
+    cv = [
+        (np.flatnonzero(y == 0), np.flatnonzero(y == 1)),
+        (np.arange(0, 60, 2), np.arange(1, 60, 2)),
+    ]
+    search = GridSearchCV(_clf(), {"alpha": [1e-4]}, cv=cv, error_score=-1.0)
+    with pytest.warns(FitFailedWarning, match="fits failed"):
+        search.fit(X, y)
+    assert search.batched_
+    assert search.cv_results_["split0_test_score"][0] == -1.0
+    assert search.cv_results_["split1_test_score"][0] > 0
+
+
+@pytest.mark.parametrize("n_rows, batch", [([10, 7, 13], [4, 4, 5]), ([5], [5])])
+def test_epoch_rows_are_each_models_batches_in_order(n_rows, batch):
+    rng = np.random.RandomState(0)
+    orders = [rng.permutation(n) for n in n_rows]
+    layout = batch_layout(np.array(n_rows), np.array(batch))
+    index = epoch_rows(orders, layout)
+    _, valid = layout
+    offsets = np.concatenate([[0], np.cumsum(n_rows)[:-1]])
+    n_steps = max(-(-n // b) for n, b in zip(n_rows, batch, strict=True))
+    assert index.shape == valid.shape == (n_steps, len(n_rows), max(batch))
+    for m, (order, b) in enumerate(zip(orders, batch, strict=True)):
+        for s in range(n_steps):
+            expected = offsets[m] + order[s * b : (s + 1) * b]
+            assert index[s, m][valid[s, m]].tolist() == expected.tolist()
+            assert not index[s, m][~valid[s, m]].any()
+        # Every row once per epoch.
+        assert sorted(index[:, m][valid[:, m]]) == list(
+            offsets[m] + np.arange(len(order))
+        )
+
+
+def _every(step, n_models):
+    return np.ones(n_models, dtype=bool)
+
+
+def _some(step, n_models):
+    return (np.arange(n_models) + step) % 3 != 0
+
+
+def _stopping(step, n_models):
+    return np.arange(n_models) < max(1, n_models - step // 4)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("active", [_every, _some, _stopping])
+@pytest.mark.parametrize("learning_rates", [[1e-2] * 5, [1e-3, 1e-2, 1e-3, 0.1, 1e-2]])
+def test_batched_adam_equals_torch_adam_per_model(fused, active, learning_rates):
+    if fused and not hasattr(torch, "_fused_adam_"):
+        pytest.skip("torch has no fused Adam kernel")
+    n_models, n_steps = len(learning_rates), 30
+    generator = torch.Generator().manual_seed(0)
+    initial = torch.randn(n_models, 11, generator=generator, dtype=torch.float64)
+    grads = torch.randn(n_steps, n_models, 11, generator=generator, dtype=torch.float64)
+    flat, grad = initial.clone(), torch.zeros_like(initial)
+    update = make_adam(
+        flat=flat,
+        grad=grad,
+        learning_rates=learning_rates,
+        beta_1=0.9,
+        beta_2=0.99,
+        eps=1e-8,
+        fused=fused,
+    )
+    params = [torch.nn.Parameter(row.clone()) for row in initial]
+    optimizers = [
+        torch.optim.Adam([p], lr=lr, betas=(0.9, 0.99), eps=1e-8, fused=True)
+        for p, lr in zip(params, learning_rates, strict=True)
+    ]
+    for step in range(n_steps):
+        stepping = active(step, n_models)
+        grad.copy_(grads[step])
+        update(stepping, bool(stepping.all()))
+        for m in np.flatnonzero(stepping):
+            params[m].grad = grads[step, m].clone()
+            optimizers[m].step()
+    for m, param in enumerate(params):
+        if fused and len(set(learning_rates)) > 1:
+            # One kernel call per model's row: what torch.optim.Adam(fused=True)
+            # calls, on the same numbers, bit for bit.
+            assert torch.equal(flat[m], param.detach())
+        else:
+            # One call over every model (or the hand-written update) rounds
+            # some elements differently.
+            assert_allclose(flat[m], param.detach(), rtol=1e-12)
+
+
+def test_epoch_masks_drop_at_each_models_rate():
+    rates = np.array([[0.0, 0.5], [0.25, 0.0], [0.5, 0.1]])
+    grid = (41, 3, 49)
+    masks = _EpochMasks(
+        grid=grid,
+        widths=[7, 5],
+        rates=rates,
+        generator=torch.Generator().manual_seed(0),
+        dtype=torch.float64,
+    )
+    masks.draw()
+    first = [mask.clone() for mask in masks.masks.values()]
+    masks.draw()
+    for i, mask in masks.masks.items():
+        assert not torch.equal(mask, first[list(masks.masks).index(i)])
+        for m, rate in enumerate(rates[:, i]):
+            values = mask[:, m]
+            kept = values != 0
+            assert torch.all(values[kept] == 1.0 / (1.0 - rate))
+            assert abs(1 - kept.double().mean().item() - rate) < 0.02
