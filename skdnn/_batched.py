@@ -61,20 +61,15 @@ def prepare_fit(estimator, X, y):
 
     Returns
     -------
-    dict
-        ``X``, ``target``, ``sample_weight`` (ndarray or None), ``rng`` (the
-        RandomState that draws the shuffles next), ``torch_seed``, ``rates``.
+    types.SimpleNamespace
+        The checked input, as ``DNNClassifier._checked_input`` returns it:
+        training reads ``X``, ``target``, ``sample_weight`` (ndarray or
+        None), ``rng`` (the RandomState that draws the shuffles next),
+        ``torch_seed`` and ``rates``.
     """
     fit = estimator._checked_input(X, y, None, incremental=False, classes=None)
     estimator._start_fit(fit)
-    return dict(
-        X=fit.X,
-        target=fit.target,
-        sample_weight=fit.sample_weight,
-        rng=fit.rng,
-        torch_seed=fit.torch_seed,
-        rates=fit.rates,
-    )
+    return fit
 
 
 def group_key(estimator):
@@ -229,14 +224,14 @@ def _train(estimators, prepared):
     # Every model's rows, one after another: model m's row i is row
     # offsets[m] + i. Folds share no memory here; the data of a grid search
     # is copied once per candidate and fold.
-    n_rows = np.array([len(p["X"]) for p in prepared])
-    X_all = to_device(np.concatenate([p["X"] for p in prepared]), device, dtype)
-    target_all = np.concatenate([p["target"] for p in prepared])
+    n_rows = np.array([len(p.X) for p in prepared])
+    X_all = to_device(np.concatenate([p.X for p in prepared]), device, dtype)
+    target_all = np.concatenate([p.target for p in prepared])
     target_all = to_device(target_all, device, dtype if not softmax else None)
     weight_all = np.concatenate(
         [
-            np.ones(n, dtype=np.float64) if p["sample_weight"] is None
-            else np.asarray(p["sample_weight"], dtype=np.float64)
+            np.ones(n, dtype=np.float64) if p.sample_weight is None
+            else np.asarray(p.sample_weight, dtype=np.float64)
             for p, n in zip(prepared, n_rows, strict=True)
         ]
     )  # fmt: skip
@@ -246,7 +241,7 @@ def _train(estimators, prepared):
     # Each step's real rows per model, the same every epoch the model runs.
     rows_per_step = layout[1].sum(axis=2)
 
-    rates = np.array([p["rates"] for p in prepared]).reshape(M, -1)
+    rates = np.array([p.rates for p in prepared]).reshape(M, -1)
     ws = _Workspace(first, M, B, dropped=rates.any(axis=0), device=device)
     for m, est in enumerate(estimators):
         parts = [p.reshape(-1) for p in est.module_.weights]
@@ -265,7 +260,7 @@ def _train(estimators, prepared):
     ).reshape(1, M, 1)
     # One generator for the batch's masks: each model's masks differ from a
     # sequential fit's in any case (they are drawn in another layout).
-    seed = np.random.SeedSequence([p["torch_seed"] for p in prepared])
+    seed = np.random.SeedSequence([p.torch_seed for p in prepared])
     generator = torch.Generator(device=device).manual_seed(
         int(seed.generate_state(1)[0])
     )
@@ -322,7 +317,7 @@ def _train(estimators, prepared):
         # size. Slots past a model's batch, and steps past its last batch,
         # are padding: weight 0, and no update.
         orders = [
-            prepared[m]["rng"].permutation(n_rows[m])
+            prepared[m].rng.permutation(n_rows[m])
             if running[m] and estimators[m].shuffle
             else np.arange(n_rows[m])
             for m in range(M)

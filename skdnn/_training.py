@@ -261,6 +261,7 @@ class Workspace:
             [empty(w) if p else None for w, p in zip(widths, dropout, strict=True)],
             [empty(w) for w in widths],
         )
+        self._full = full
         self._views = {batch_size: full}
         self._shuffled = None
         self._masks = None
@@ -270,10 +271,9 @@ class Workspace:
         """Buffers for a batch: activations, masked activations, gradients."""
         views = self._views.get(n_samples)
         if views is None:
-            full = next(iter(self._views.values()))
             views = tuple(
                 [None if b is None else b[:n_samples] for b in buffers]
-                for buffers in full
+                for buffers in self._full
             )
             self._views[n_samples] = views
         return views
