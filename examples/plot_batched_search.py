@@ -69,11 +69,11 @@ print(
 # %%
 # The scores
 # ----------
-# With dropout 0 every batched network computes what the sequential fit
-# computes, up to the order of floating-point additions, so the two searches'
-# scores agree to rounding. With dropout, the batched networks draw their
-# masks from another random stream than the sequential fits: their scores
-# agree statistically, within the noise of the rates' own effect.
+# Every batched network computes what its sequential fit computes: the same
+# rows, shuffles, initial weights and dropout masks (drawn from each
+# network's own seeds, as ``fit`` draws them), up to the order of
+# floating-point additions. So the two searches' scores agree to rounding:
+# the two curves below lie on top of each other.
 fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
 for name, search in searches.items():
     results = search.cv_results_
@@ -97,7 +97,7 @@ plt.show()
 # ``cv_results_`` has scikit-learn's keys and layout, so everything written
 # for scikit-learn's searches (a :class:`pandas.DataFrame` of the results,
 # plots, ``best_estimator_``) works unchanged. The best candidate is refitted
-# on all the training data by an ordinary ``fit``. A search that the batched
+# on all the training data by its ``fit``. A search that the batched
 # path cannot take (another solver, say, or early stopping) runs
 # scikit-learn's sequential search instead, and says so with ``verbose=1``.
 difference = np.abs(

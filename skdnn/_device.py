@@ -8,6 +8,7 @@ import re
 import warnings
 
 import torch
+from threadpoolctl import ThreadpoolController
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -176,3 +177,30 @@ def torch_threads(n):
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+_BLAS = []
+
+
+def _blas_controller():
+    # Inspecting the loaded libraries takes milliseconds; limiting through a
+    # controller made once takes about 10 us.
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0]
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    """Run the block with numpy's BLAS on at most ``n`` threads (None: as it is).
+
+    Training runs its small matrix products through numpy (see
+    ``skdnn._batched``) where it runs torch on one thread; its BLAS must keep
+    to one thread too, or its threads compete with torch's and with other
+    processes. The limit is process-wide, as BLAS libraries keep it.
+    """
+    if n is None:
+        yield
+        return
+    with _blas_controller().limit(limits=n, user_api="blas"):
+        yield

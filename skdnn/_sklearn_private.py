@@ -23,13 +23,18 @@ from sklearn.utils._param_validation import (
     validate_params,
 )
 from sklearn.utils.multiclass import _check_partial_fit_first_call
-from sklearn.utils.validation import _check_sample_weight, _num_samples
+from sklearn.utils.validation import (
+    _check_n_features,
+    _check_sample_weight,
+    _num_samples,
+)
 
 __all__ = [
     "HasMethods",
     "Interval",
     "Options",
     "StrOptions",
+    "_check_n_features",
     "_check_partial_fit_first_call",
     "_check_sample_weight",
     "_fit_and_score",

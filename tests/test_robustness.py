@@ -832,3 +832,45 @@ def test_torch_threads_restores_each_threads_count_in_any_order():
         leave.set()
         thread.join()
     assert torch.get_num_threads() == previous
+
+
+# ------------------------------------------ prediction's shortcut validation
+
+
+def _bad_arrays(n_features):
+    X = _data(n_features=n_features)[0][:6]
+    nan, inf = X.copy(), X.astype(np.float32)
+    nan[2, 1] = np.nan
+    inf[0, 0] = -np.inf
+    return {
+        "nan": nan,
+        "inf-float32": inf,
+        "too-few-features": X[:, :-1].copy(),
+        "too-many-features": np.hstack([X, X]),
+        "fortran-order-nan": np.asfortranarray(nan),
+    }
+
+
+@pytest.mark.parametrize("name", list(_bad_arrays(4)))
+@pytest.mark.parametrize("method", ["predict", "predict_proba"])
+def test_prediction_rejects_bad_arrays_with_check_arrays_messages(name, method):
+    # A 2-D float ndarray skips check_array's conversions; its checks, and
+    # their messages, are scikit-learn's own.
+    X, y = _data()
+    clf = _fitted(X, y)
+    bad = _bad_arrays(4)[name]
+    with pytest.raises(ValueError) as expected:
+        skdnn._classifier.validate_data(
+            clf, bad, reset=False, dtype=(np.float64, np.float32)
+        )
+    with pytest.raises(ValueError) as raised:
+        getattr(clf, method)(bad)
+    assert str(raised.value) == str(expected.value)
+
+
+def test_prediction_of_an_array_warns_a_model_fitted_with_feature_names():
+    pd = pytest.importorskip("pandas")
+    X, y = _data()
+    clf = _fitted(pd.DataFrame(X, columns=list("abcd")), y)
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        clf.predict_proba(X)

@@ -13,8 +13,9 @@ from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+import skdnn._training
 from skdnn import DNNClassifier
 from skdnn._batched import (
     _EpochMasks,
@@ -69,6 +70,7 @@ def _assert_same_fit(batched, sequential):
     assert_allclose(batched.best_loss_, sequential.best_loss_, rtol=TOL)
 
 
+@pytest.mark.parametrize("numpy_products", [True, False])
 @pytest.mark.parametrize("data", [_xor, _blobs])
 @pytest.mark.parametrize(
     "params",
@@ -78,16 +80,22 @@ def _assert_same_fit(batched, sequential):
         {"class_weight": "balanced", "batch_size": 50},
         {"batch_size": "auto", "random_state": 3, "shuffle": False},
         {"max_iter": 200, "tol": 1e-2, "n_iter_no_change": 2},
+        {"dropout": 0.3},
+        {"dropout": (0.0, 0.5), "batch_size": 17, "activation": "tanh"},
     ],
 )
-def test_batched_models_equal_sequential_fits(data, params):
+def test_batched_models_equal_sequential_fits(data, params, numpy_products):
     X, y = data()
     # Unequal row counts, batch counts and last-batch sizes per model.
     rows = [np.arange(0, 120), np.arange(30, 143), np.arange(5, 150, 2)]
     models = [clone(_clf(**params)) for _ in rows]
     models[1].set_params(alpha=2e-3, learning_rate_init=0.01)
+    if "dropout" in params:
+        # Each model its own rate, one of them none: the same batch.
+        models[1].set_params(dropout=0.0)
+        models[2].set_params(dropout=0.1)
     prepared = [prepare_fit(m, X[r], y[r]) for m, r in zip(models, rows, strict=True)]
-    diverged = train_batched(models, prepared)
+    diverged = train_batched(models, prepared, numpy_products=numpy_products)
     assert not diverged.any()
     for model, r in zip(models, rows, strict=True):
         _assert_same_fit(model, clone(model).fit(X[r], y[r]))
@@ -109,15 +117,33 @@ def test_batched_models_stop_on_their_own():
         _assert_same_fit(model, clone(model).fit(X, y))
 
 
-def test_batched_dropout_trains_and_differs_from_no_dropout():
-    X, y = _xor(400)
-    models = [_clf(dropout=p, max_iter=40) for p in (0.0, 0.3)]
-    prepared = [prepare_fit(m, X, y) for m in models]
+def test_dropout_masks_drawn_in_several_blocks_equal_the_fits(monkeypatch):
+    # fit draws an epoch's masks in blocks of at most _MASK_VALUES values;
+    # here blocks of 2 batches (of unequal sizes per model), so that the
+    # batched trainer must follow each model's blocks to draw its masks.
+    monkeypatch.setattr(skdnn._training, "_MASK_VALUES", 2 * 32 * 10)
+    X, y = _blobs()
+    rows = [np.arange(0, 150), np.arange(0, 100)]
+    models = [_clf(dropout=0.3, batch_size=32), _clf(dropout=0.2, batch_size=20)]
+    prepared = [prepare_fit(m, X[r], y[r]) for m, r in zip(models, rows, strict=True)]
+    assert len(skdnn._training.mask_blocks(150, 32, [6, 4], [0.3, 0.3])) == 3
     train_batched(models, prepared)
-    assert models[1].module_.dropout == (0.3, 0.3)
-    assert models[0].coefs_[0].tolist() != models[1].coefs_[0].tolist()
-    # Statistically the same training: a dropout network still learns XOR.
-    assert models[1].score(X, y) > 0.8
+    for model, r in zip(models, rows, strict=True):
+        _assert_same_fit(model, clone(model).fit(X[r], y[r]))
+
+
+def test_partial_fit_after_a_batched_fit_continues_adam_as_after_fit():
+    X, y = _xor()
+    model = _clf(dropout=0.2, max_iter=5)
+    train_batched([model], [prepare_fit(model, X, y)])
+    sequential = clone(model).fit(X, y)
+    for fitted in (model, sequential):
+        state = fitted._optimizer.state[fitted._flat]
+        assert state["step"].item() == 5 * 7
+    for _ in range(3):
+        model.partial_fit(X[:50], y[:50])
+        sequential.partial_fit(X[:50], y[:50])
+    _assert_same_fit(model, sequential)
 
 
 def _sequential(estimator, grid, **kwargs):
@@ -151,6 +177,46 @@ def test_search_without_dropout_equals_sequential_search():
     assert ours.best_params_ == theirs.best_params_
     assert ours.best_score_ == theirs.best_score_
     _assert_same_fit(ours.best_estimator_, theirs.best_estimator_)
+
+
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_search_with_dropout_equals_sequential_search(pipeline):
+    X, y = _blobs()
+    estimator = _clf(max_iter=10)
+    grid = {"dropout": [0.0, 0.2, 0.4], "alpha": [1e-4, 1e-1]}
+    if pipeline:
+        estimator = make_pipeline(StandardScaler(), estimator)
+        grid = {f"dnnclassifier__{k}": v for k, v in grid.items()}
+    ours = GridSearchCV(estimator, grid, cv=3, return_train_score=True).fit(X, y)
+    theirs = _sequential(estimator, grid, cv=3, return_train_score=True).fit(X, y)
+    assert ours.batched_
+    for key in theirs.cv_results_:
+        if key.startswith(("split", "mean_t", "std_t", "rank_")):
+            assert_allclose(ours.cv_results_[key], theirs.cv_results_[key], err_msg=key)
+    assert ours.best_params_ == theirs.best_params_
+    best, expected = ours.best_estimator_, theirs.best_estimator_
+    if pipeline:
+        assert_allclose(best[0].mean_, expected[0].mean_)
+        best, expected = best[-1], expected[-1]
+    _assert_same_fit(best, expected)
+    assert_allclose(
+        ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-7, atol=1e-12
+    )
+
+
+def test_caching_pipeline_search_equals_sequential_search(tmp_path):
+    # A caching Pipeline fits clones of its transformers (all but the last
+    # of a slice) and keeps them in its own list of steps.
+    X, y = _xor()
+    pipeline = make_pipeline(
+        StandardScaler(), MinMaxScaler(), _clf(max_iter=5), memory=str(tmp_path)
+    )
+    grid = {"dnnclassifier__dropout": [0.0, 0.3]}
+    ours = GridSearchCV(pipeline, grid, cv=2).fit(X, y)
+    theirs = _sequential(pipeline, grid, cv=2).fit(X, y)
+    assert ours.batched_
+    _assert_same_fit(ours.best_estimator_[-1], theirs.best_estimator_[-1])
+    assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-7)
 
 
 @pytest.mark.parametrize("seed", [0, "instance"])
@@ -370,7 +436,7 @@ def test_batched_adam_equals_torch_adam_per_model(fused, active, learning_rates)
         beta_2=0.99,
         eps=1e-8,
         fused=fused,
-    )
+    ).update
     params = [torch.nn.Parameter(row.clone()) for row in initial]
     optimizers = [
         torch.optim.Adam([p], lr=lr, betas=(0.9, 0.99), eps=1e-8, fused=True)
@@ -396,21 +462,45 @@ def test_batched_adam_equals_torch_adam_per_model(fused, active, learning_rates)
 
 def test_epoch_masks_drop_at_each_models_rate():
     rates = np.array([[0.0, 0.5], [0.25, 0.0], [0.5, 0.1]])
-    grid = (41, 3, 49)
+    n_rows, batch = np.array([2000, 1500, 1800]), np.array([49, 30, 45])
+    layout = batch_layout(n_rows, batch)
     masks = _EpochMasks(
-        grid=grid,
+        layout=layout,
+        batch=batch,
         widths=[7, 5],
         rates=rates,
-        generator=torch.Generator().manual_seed(0),
+        generators=[torch.Generator().manual_seed(k) for k in range(3)],
         dtype=torch.float64,
     )
-    masks.draw()
-    first = [mask.clone() for mask in masks.masks.values()]
-    masks.draw()
+    running = np.ones(3, dtype=bool)
+    masks.draw(running)
+    first = {i: mask.clone() for i, mask in masks.masks.items()}
+    masks.draw(running)
+    valid = torch.from_numpy(layout[1])
     for i, mask in masks.masks.items():
-        assert not torch.equal(mask, first[list(masks.masks).index(i)])
+        assert not torch.equal(mask, first[i])
         for m, rate in enumerate(rates[:, i]):
-            values = mask[:, m]
+            values = mask[:, m][valid[:, m]]
             kept = values != 0
             assert torch.all(values[kept] == 1.0 / (1.0 - rate))
             assert abs(1 - kept.double().mean().item() - rate) < 0.02
+
+
+def test_a_stopped_model_draws_no_more_masks():
+    layout = batch_layout(np.array([64, 64]), np.array([32, 32]))
+    masks = _EpochMasks(
+        layout=layout,
+        batch=np.array([32, 32]),
+        widths=[4],
+        rates=np.array([[0.5], [0.5]]),
+        generators=[torch.Generator().manual_seed(0) for _ in range(2)],
+        dtype=torch.float64,
+    )
+    masks.draw(np.array([True, True]))
+    mask = masks.masks[0]
+    assert torch.equal(mask[:, 0], mask[:, 1])
+    masks.draw(np.array([True, False]))
+    second = mask[:, 0].clone()
+    masks.draw(np.array([True, True]))
+    # Model 1 drew its second epoch's masks only now: model 0's of before.
+    assert torch.equal(mask[:, 1], second)

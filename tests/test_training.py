@@ -8,7 +8,11 @@ these tests pin that it changes nothing else.
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
+from threadpoolctl import threadpool_info, threadpool_limits
 
+import skdnn._batched
+import skdnn._classifier
 from skdnn import DNNClassifier
 from skdnn._network import MLPModule, dropout_masks, flatten_parameters, init_params
 from skdnn._training import (
@@ -269,3 +273,116 @@ def test_fit_with_dropout_is_reproducible():
         for _ in range(2)
     ]
     np.testing.assert_array_equal(fits[0], fits[1])
+
+
+# ------------------------------------------- fit through the batched trainer
+
+
+def _fit_both_ways(monkeypatch, X, y, *, sample_weight=None, **params):
+    """The same fit by the batched trainer and by run_epoch's loop."""
+    clf = DNNClassifier(random_state=0, max_iter=12, **params)
+    batched = clone(clf).fit(X, y, sample_weight=sample_weight)
+    with monkeypatch.context() as patch:
+        # The loop serves every optimizer that is not skdnn's fused Adam.
+        patch.setattr(skdnn._classifier, "is_plain_fused_adam", lambda opt: False)
+        looped = clone(clf).fit(X, y, sample_weight=sample_weight)
+    return batched, looped
+
+
+def _assert_same_model(a, b, rtol=1e-9):
+    assert a.n_iter_ == b.n_iter_
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=rtol)
+    for p, q in zip(a.module_.parameters(), b.module_.parameters(), strict=True):
+        np.testing.assert_allclose(p.detach(), q.detach(), rtol=rtol, atol=rtol)
+
+
+def _blobs(n_samples=170, n_classes=3, seed=0):
+    rng = np.random.RandomState(seed)
+    y = np.arange(n_samples) % n_classes
+    return rng.normal(size=(n_samples, 5)) + y[:, None], y
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(hidden_layer_sizes=(6, 4), batch_size=32),
+        dict(hidden_layer_sizes=(7,), dropout=0.3, batch_size=50, alpha=0.1),
+        dict(hidden_layer_sizes=(8, 5), dropout=(0.2, 0.0), activation="tanh"),
+        dict(hidden_layer_sizes=(6,), class_weight="balanced", shuffle=False),
+        dict(hidden_layer_sizes=(6,), early_stopping=True, n_iter_no_change=3),
+        dict(hidden_layer_sizes=(6,), activation="logistic", n_threads=1),
+    ],
+)
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_fit_through_the_batched_trainer_equals_the_loop(
+    monkeypatch, params, n_classes
+):
+    X, y = _blobs(n_classes=n_classes)
+    batched, looped = _fit_both_ways(monkeypatch, X, y, **params)
+    _assert_same_model(batched, looped)
+    if params.get("early_stopping"):
+        assert batched.validation_scores_ == looped.validation_scores_
+
+
+def test_fit_through_the_batched_trainer_with_sample_weight_and_float32(monkeypatch):
+    X, y = _blobs()
+    weight = np.random.RandomState(1).uniform(0, 2, len(y))
+    weight[:40] = 0  # some batches of zero weight
+    batched, looped = _fit_both_ways(
+        monkeypatch, X.astype(np.float32), y, sample_weight=weight, batch_size=20
+    )
+    _assert_same_model(batched, looped, rtol=1e-4)
+
+
+def test_partial_fit_continues_adam_from_a_batched_fit(monkeypatch):
+    X, y = _blobs()
+    batched, looped = _fit_both_ways(monkeypatch, X, y, hidden_layer_sizes=(6,))
+    for model in (batched, looped):
+        for start in range(0, 90, 30):
+            model.partial_fit(X[start : start + 30], y[start : start + 30])
+    _assert_same_model(batched, looped)
+
+
+def test_small_fits_keep_numpys_blas_to_one_thread(monkeypatch):
+    # The batched trainer multiplies through numpy when torch runs on one
+    # thread; numpy's BLAS must not start threads of its own then.
+    seen = []
+    real = skdnn._batched._step
+
+    def step(ws, views, *, softmax):
+        if not seen:
+            seen.append(
+                [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+            )
+        return real(ws, views, softmax=softmax)
+
+    monkeypatch.setattr(skdnn._batched, "_step", step)
+    with threadpool_limits(2, user_api="blas"):
+        DNNClassifier((6,), max_iter=1, random_state=0).fit(*_blobs())
+        after = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    assert seen and all(n == 1 for n in seen[0])
+    assert all(n == 2 for n in after)  # and the limit is lifted after the fit
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_numpy_prediction_equals_torchs(monkeypatch, dtype, n_classes):
+    X, y = _blobs(n_classes=n_classes)
+    X = X.astype(dtype)
+    clf = DNNClassifier((7, 5), max_iter=5, random_state=0).fit(X, y)
+    calls = []
+    real = skdnn._classifier.predict_numpy
+    monkeypatch.setattr(
+        skdnn._classifier,
+        "predict_numpy",
+        lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs),
+    )
+    # 'auto' predicts through numpy, an explicit thread count through torch.
+    by_numpy = clf.predict_proba(X), clf.predict(X)
+    assert len(calls) == 2
+    clf.set_params(n_threads=1)
+    by_torch = clf.predict_proba(X), clf.predict(X)
+    assert len(calls) == 2
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(by_numpy[0], by_torch[0], rtol=rtol, atol=rtol)
+    np.testing.assert_array_equal(by_numpy[1], by_torch[1])

@@ -307,7 +307,7 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
         Used by the sequential search and the sequential fits only.
     refit : bool, str, or callable, default=True
         As for :class:`sklearn.model_selection.GridSearchCV`; the refit is
-        an ordinary ``fit``.
+        the estimator's ``fit``.
     cv : int, cross-validation generator or an iterable, default=None
         As for :class:`sklearn.model_selection.GridSearchCV`.
     verbose : int, default=0
@@ -353,26 +353,29 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
     -----
     Which results equal a sequential search's:
 
-    - Folds, candidates, the order of ``cv_results_``, the scorers and the
-      refit are scikit-learn's own.
+    - Folds, candidates, the order of ``cv_results_`` and the scorers are
+      scikit-learn's own.
     - Each batched model is trained on exactly its fold's rows, in the order
       its own ``random_state`` shuffles them, from the initial weights that
       ``DNNClassifier(random_state=...)`` draws, with the same batch
-      boundaries, loss, L2 penalty, class weights, Adam update and stopping
-      rule (training loss, ``tol``, ``n_iter_no_change``). Without dropout
-      its weights, loss curve and ``n_iter_`` equal the sequential fit's up
-      to floating-point rounding (the tests find them within about 1e-12 in
-      float64 after 100 epochs), and so do the scores, except where rounding
-      changes a prediction on the decision boundary or an epoch's loss
-      crosses ``tol`` differently.
-    - With dropout, the masks come from another random stream (one per
-      batch), so the models and their scores agree with a sequential
-      search's only statistically.
+      boundaries, dropout masks (drawn from the model's own torch seed, in
+      the blocks ``fit`` draws them in), loss, L2 penalty, class weights,
+      Adam update and stopping rule (training loss, ``tol``,
+      ``n_iter_no_change``). Its weights, loss curve, ``n_iter_`` and Adam
+      state therefore equal the sequential fit's up to floating-point
+      rounding: the products are summed in another order (numpy's matmul
+      per model on the CPU, torch's bmm elsewhere, against torch's mm). The
+      tests find them within about 1e-12 in float64, with and without
+      dropout. So do the scores, except where rounding moves a prediction
+      across the decision boundary or an epoch's loss across ``tol``; in
+      float32 the differences are larger (rounding at 1e-7 grows over many
+      steps), and the results agree statistically.
+    - ``best_estimator_`` is refitted with ``fit``, as scikit-learn's is.
+      (``fit`` itself trains Adam on dense data with the same batched
+      trainer, as a batch of one.) The batched models keep their Adam
+      state, so ``partial_fit`` on them continues Adam as after ``fit``.
     - Earlier steps of a Pipeline are fitted once per fold, not once per
       candidate and fold: the same result for deterministic transformers.
-    - The fitted models keep no optimizer state, so ``partial_fit`` on them
-      (not on ``best_estimator_``, which is refitted with ``fit``) would
-      start a new Adam.
     - A model whose loss or weights become infinite or NaN is fitted again
       with ``fit``, which handles divergence, so its results are the
       sequential ones.
@@ -428,7 +431,7 @@ class RandomizedSearchCV(_BatchedSearch, _SklearnRandomizedSearchCV):
         Used by the sequential search and the sequential fits only.
     refit : bool, str, or callable, default=True
         As for :class:`sklearn.model_selection.RandomizedSearchCV`; the refit
-        is an ordinary ``fit``.
+        is the estimator's ``fit``.
     cv : int, cross-validation generator or an iterable, default=None
         As for :class:`sklearn.model_selection.RandomizedSearchCV`.
     verbose : int, default=0
