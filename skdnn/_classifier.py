@@ -309,7 +309,11 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         for small networks, where more threads cost more than they save and
         slow down badly when another process is busy, and torch's current
         setting (by default, all cores) for large ones. An int sets the count
-        for the fit; None leaves torch's setting alone.
+        for the fit; None leaves torch's setting alone. A fit on one thread
+        multiplies small matrices with numpy, whose BLAS it then also keeps
+        to one thread. Prediction follows the same rule with torch; with
+        'auto' or None, a small input is predicted with numpy, whose BLAS
+        picks its threads itself, as for scikit-learn's estimators.
 
     Attributes
     ----------
