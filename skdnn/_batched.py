@@ -361,7 +361,9 @@ class Trainer:
         # offsets[m] + i. Folds share no memory here; the data of a grid
         # search is copied once per candidate and fold.
         self.n_rows = n_rows = np.array([len(p.X) for p in prepared])
-        self.X_all = to_device(np.concatenate([p.X for p in prepared]), device, dtype)
+        # One model's rows are read in place (fit's X is not written to).
+        X_all = prepared[0].X if M == 1 else np.concatenate([p.X for p in prepared])
+        self.X_all = to_device(X_all, device, dtype)
         target_all = np.concatenate([p.target for p in prepared])
         self.target_all = to_device(target_all, device, dtype if not softmax else None)
         self.weighted = any(p.sample_weight is not None for p in prepared)

@@ -127,6 +127,12 @@ def _check_architecture(hidden_layer_sizes, dropout):
 _NUMPY_PREDICT_MACS = 2**25
 
 
+# At most this many dropout mask values per epoch (128 MiB in float64, and a
+# quarter of that again for their random bits) for a fit through the
+# batched trainer.
+_TRAINER_MASK_VALUES = 2**24
+
+
 def _forward_macs(weights):
     """Multiply-adds of one sample's forward pass through these weights."""
     return sum(W.numel() for W in weights)
@@ -965,11 +971,22 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         threads = n_threads_for(
             self.n_threads, device=self.device_, macs_per_step=batch_size * self._macs()
         )
+        # The trainer holds a whole epoch's dropout masks; the loop draws
+        # them in blocks of 2**20 values, and takes the fits whose masks
+        # would need more than _TRAINER_MASK_VALUES.
+        mask_values = n_samples * sum(
+            W.shape[1]
+            for W, p in zip(
+                self.module_.weights[:-1], self.module_.dropout, strict=True
+            )
+            if p
+        )
         batched = (
             not incremental
             and not scipy.sparse.issparse(X)
             and is_plain_fused_adam(self._optimizer)
             and uses_numpy_products(self.device_, threads)
+            and mask_values <= _TRAINER_MASK_VALUES
         )
         trainer = workspace = flat_weights = None
         if batched:

@@ -386,3 +386,23 @@ def test_numpy_prediction_equals_torchs(monkeypatch, dtype, n_classes):
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(by_numpy[0], by_torch[0], rtol=rtol, atol=rtol)
     np.testing.assert_array_equal(by_numpy[1], by_torch[1])
+
+
+def test_fits_whose_epoch_masks_would_be_large_train_with_the_loop(monkeypatch):
+    # The trainer holds a whole epoch's masks; past the bound, the loop
+    # (which draws them in blocks) trains, and gives the same model.
+    X, y = _blobs()
+    epochs = []
+    real = skdnn._batched.Trainer.run_epoch
+    monkeypatch.setattr(
+        skdnn._batched.Trainer,
+        "run_epoch",
+        lambda self, *args: epochs.append(1) or real(self, *args),
+    )
+    params = dict(hidden_layer_sizes=(6,), dropout=0.2, max_iter=3, random_state=0)
+    small = DNNClassifier(**params).fit(X, y)
+    assert len(epochs) == 3
+    monkeypatch.setattr(skdnn._classifier, "_TRAINER_MASK_VALUES", len(y) * 6 - 1)
+    large = DNNClassifier(**params).fit(X, y)
+    assert len(epochs) == 3
+    _assert_same_model(small, large)
