@@ -35,6 +35,7 @@ from ._device import blas_threads, n_threads_for, torch_threads
 from ._network import ACTIVATIONS_INPLACE, flatten_parameters
 from ._training import (
     _ACTIVATION_BACKWARD_INPLACE,
+    fused_adam_kernel,
     load_adam_state,
     mask_blocks,
     to_device,
@@ -660,7 +661,10 @@ class _Workspace:
         self.grad_weights, self.grad_biases = _layer_views(self.grad, shapes)
         # bmm into a strided view of the gradient took a path four times as
         # slow for a (6, 4) layer: each product goes through a buffer.
-        self.grad_buffers = [torch.empty_like(W) for W in self.grad_weights]
+        # (numpy's matmul writes into the view directly.)
+        self.grad_buffers = (
+            None if numpy_products else [torch.empty_like(W) for W in self.grad_weights]
+        )
         self.widths = [fan_out for _, fan_out in shapes[:-1]]
         self.n_outputs = shapes[-1][1]
 
@@ -1087,7 +1091,7 @@ def make_adam(
         if every:
             counts.add_(1)
             if lockstep:
-                _fused_adam(whole, float(learning_rates[0]), beta_1, beta_2, eps)
+                fused_adam_kernel(whole, float(learning_rates[0]), beta_1, beta_2, eps)
                 return
         key = active.tobytes()
         if key not in plans:
@@ -1098,22 +1102,9 @@ def make_adam(
             taken[active] += 1
             lockstep = one_rate and bool((taken == taken[0]).all())
         for lr, tensors in calls:
-            _fused_adam(tensors, lr, beta_1, beta_2, eps)
+            fused_adam_kernel(tensors, lr, beta_1, beta_2, eps)
 
     return BatchedAdam(update, exp_avg, exp_avg_sq, counts)
-
-
-def _fused_adam(tensors, lr, beta_1, beta_2, eps):
-    torch._fused_adam_(
-        *tensors,
-        lr=lr,
-        beta1=beta_1,
-        beta2=beta_2,
-        weight_decay=0.0,
-        eps=eps,
-        amsgrad=False,
-        maximize=False,
-    )
 
 
 def _adam(*, flat, grad, exp_avg, exp_avg_sq, steps, lr, active, beta_1, beta_2, eps):

@@ -215,6 +215,25 @@ def load_adam_state(optimizer, *, exp_avg=None, exp_avg_sq=None, step=0):
     return state["exp_avg"], state["exp_avg_sq"], state["step"]
 
 
+def fused_adam_kernel(tensors, lr, beta_1, beta_2, eps):
+    """Call torch's fused Adam kernel, as ``Adam(fused=True).step`` ends in.
+
+    ``tensors`` are the kernel's lists: parameters, gradients, first and
+    second moments, (no AMSGrad maxima) and step counts, already advanced.
+    No weight decay, AMSGrad or maximization: skdnn's Adam has none.
+    """
+    torch._fused_adam_(
+        *tensors,
+        lr=lr,
+        beta1=beta_1,
+        beta2=beta_2,
+        weight_decay=0.0,
+        eps=eps,
+        amsgrad=False,
+        maximize=False,
+    )
+
+
 def make_step(optimizer):
     """``optimizer.step`` as a function of no arguments, at less cost per call.
 
@@ -252,16 +271,7 @@ def make_step(optimizer):
         beta1, beta2 = group["betas"]
         # What torch.optim.adam._fused_adam does for one tensor on one device.
         tensors[5][0].add_(1)
-        torch._fused_adam_(
-            *tensors,
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=0.0,
-            eps=group["eps"],
-            amsgrad=False,
-            maximize=False,
-        )
+        fused_adam_kernel(tensors, group["lr"], beta1, beta2, group["eps"])
 
     return step
 
