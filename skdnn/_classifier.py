@@ -3,6 +3,7 @@
 # Authors: The skdnn developers
 # SPDX-License-Identifier: BSD-3-Clause
 
+import copy
 import math
 import warnings
 from numbers import Integral, Real
@@ -42,6 +43,7 @@ from ._sklearn_private import (
     Interval,
     Options,
     StrOptions,
+    _check_feature_names,
     _check_n_features,
     _check_partial_fit_first_call,
     _check_sample_weight,
@@ -610,7 +612,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             )
         return self
 
-    def _checked_input(self, X, y, sample_weight, incremental, classes):
+    def _checked_input(self, X, y, sample_weight, incremental, classes, like=None):
         """Check and encode a fit's input and draw its seeds; change nothing.
 
         Everything a fit does before the model changes, with its random draws
@@ -619,10 +621,17 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         batched searches start their models with it too, so that they draw
         exactly what ``fit`` draws.
 
+        ``like`` is what this method returned for another DNNClassifier's
+        first ``fit`` on the same ``X`` and ``y`` without a validation split
+        (a batched search's candidates on one fold): the checks of ``X`` and
+        ``y`` and the label binarizer, which depend on the data alone, are
+        then taken from it; the feature count and names are set as
+        ``validate_data`` sets them.
+
         Returns
         -------
         types.SimpleNamespace
-            ``sizes``, ``rates``, ``device``, ``first_pass``, ``X``,
+            ``sizes``, ``rates``, ``device``, ``first_pass``, ``X``, ``y``,
             ``target``, ``sample_weight``, ``binarizer``, ``rng``,
             ``torch_seed`` and ``validation``.
         """
@@ -647,19 +656,26 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             self.warm_start or incremental
         )
 
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            dtype=(np.float64, np.float32),
-            reset=first_pass,
-        )
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
-        binarizer = self._fit_label_binarizer(y, first_pass, incremental, classes)
+        if like is None or like.validation is not None or not first_pass or incremental:
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                accept_sparse=["csr", "csc"],
+                multi_output=True,
+                dtype=(np.float64, np.float32),
+                reset=first_pass,
+            )
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = column_or_1d(y, warn=True)
+            check_classification_targets(y)
+            binarizer = self._fit_label_binarizer(y, first_pass, incremental, classes)
+        else:
+            # 0.6 ms of the checks per fit, a fifth of a small network's
+            # batched fit in a grid search.
+            _check_n_features(self, X, reset=True)
+            _check_feature_names(self, X, reset=True)
+            X, y, binarizer = like.X, like.y, copy.copy(like.binarizer)
         target = self._encode_targets(binarizer, y)
         sample_weight = self._combined_sample_weight(sample_weight, X, y, binarizer)
 
@@ -678,6 +694,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             device=device,
             first_pass=first_pass,
             X=X,
+            y=y,
             target=target,
             sample_weight=sample_weight,
             binarizer=binarizer,

@@ -24,6 +24,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.multiclass import _check_partial_fit_first_call
 from sklearn.utils.validation import (
+    _check_feature_names,
     _check_n_features,
     _check_sample_weight,
     _num_samples,
@@ -34,6 +35,7 @@ __all__ = [
     "Interval",
     "Options",
     "StrOptions",
+    "_check_feature_names",
     "_check_n_features",
     "_check_partial_fit_first_call",
     "_check_sample_weight",

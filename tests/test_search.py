@@ -4,13 +4,14 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import numpy as np
+import pandas as pd
 import pytest
 import sklearn.model_selection
 import torch
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import loguniform
 from sklearn.base import clone
-from sklearn.exceptions import FitFailedWarning
+from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
@@ -104,6 +105,55 @@ def test_batched_models_equal_sequential_fits(data, params, numpy_products):
             clone(model).fit(X[r], y[r]).predict_proba(X),
             rtol=1e-7,
         )
+
+
+@pytest.mark.parametrize("numpy_products", [True, False])
+def test_models_of_one_seed_share_draws_and_equal_their_fits(numpy_products):
+    # One random_state and the same rows: the same torch seed and RandomState
+    # stream for every model, so the trainer draws each permutation and each
+    # dropout bit once per group of models. Models 0, 1, 3 and 4 draw alike
+    # (model 3 gathers its smaller batches' bits from a copy), model 2 drops
+    # only its second layer, model 5 nothing; model 0, the group's first,
+    # stops long before the others.
+    X, y = _blobs()
+    models = [
+        _clf(dropout=0.3, max_iter=60, tol=1e-1, n_iter_no_change=2),
+        _clf(dropout=0.1, max_iter=60),
+        _clf(dropout=(0.0, 0.5), max_iter=60),
+        _clf(dropout=0.2, batch_size=20, max_iter=60),
+        _clf(dropout=0.4, max_iter=60),
+        _clf(dropout=0.0, max_iter=60),
+    ]
+    prepared = [prepare_fit(m, X, y) for m in models]
+    assert len({p.torch_seed for p in prepared}) == 1
+    with pytest.warns(ConvergenceWarning):
+        diverged = train_batched(models, prepared, numpy_products=numpy_products)
+    assert not diverged.any()
+    assert models[0].n_iter_ < models[1].n_iter_
+    for model in models:
+        _assert_same_fit(model, clone(model).fit(X, y))
+
+
+def test_models_prepared_like_another_equal_those_checked_afresh():
+    # A search checks each fold's data once; the fold's other candidates
+    # take the checks' results and set what validate_data sets.
+    X, y = _blobs()
+    X = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    first = _clf()
+    checked = prepare_fit(first, X, y)
+    alike, afresh = _clf(dropout=0.2, alpha=0.1), _clf(dropout=0.2, alpha=0.1)
+    shared = prepare_fit(alike, X, y, like=checked)
+    own = prepare_fit(afresh, X, y)
+    for name in ("n_features_in_", "feature_names_in_", "classes_", "n_outputs_"):
+        assert_array_equal(getattr(alike, name), getattr(afresh, name))
+    for name in ("X", "y", "target"):
+        assert_array_equal(getattr(shared, name), getattr(own, name))
+    assert shared.torch_seed == own.torch_seed
+    with pytest.warns(ConvergenceWarning):
+        train_batched([alike], [shared])
+    _assert_same_fit(alike, clone(afresh).fit(X, y))
+    with pytest.warns(UserWarning, match="feature names"):
+        alike.predict(X.to_numpy())
 
 
 def test_batched_models_stop_on_their_own():
@@ -398,7 +448,8 @@ def test_epoch_rows_are_each_models_batches_in_order(n_rows, batch):
         for s in range(n_steps):
             expected = offsets[m] + order[s * b : (s + 1) * b]
             assert index[s, m][valid[s, m]].tolist() == expected.tolist()
-            assert not index[s, m][~valid[s, m]].any()
+            # Padding holds a real row (its share of the batch is 0).
+            assert (index[s, m][~valid[s, m]] == index[0, 0, 0]).all()
         # Every row once per epoch.
         assert sorted(index[:, m][valid[:, m]]) == list(
             offsets[m] + np.arange(len(order))
@@ -480,7 +531,8 @@ def test_epoch_masks_drop_at_each_models_rate():
     for i, mask in masks.masks.items():
         assert not torch.equal(mask, first[i])
         for m, rate in enumerate(rates[:, i]):
-            values = mask[:, m][valid[:, m]]
+            # (steps, units, slots), feature-major as the trainer's activations
+            values = mask[:, m].transpose(1, 2)[valid[:, m]]
             kept = values != 0
             assert torch.all(values[kept] == 1.0 / (1.0 - rate))
             assert abs(1 - kept.double().mean().item() - rate) < 0.02

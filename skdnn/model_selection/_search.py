@@ -199,6 +199,8 @@ class _BatchedSearch:
 
         pairs = [(c, f) for c in range(len(candidates)) for f in range(len(splits))]
         models, prepared, fit_times = {}, {}, {}
+        # Each fold's data is checked once, for its first candidate.
+        checked = {}
         sequential = []
         for c, f in pairs:
             settings = {k[len(prefix) :]: v for k, v in candidates[c].items()}
@@ -206,7 +208,10 @@ class _BatchedSearch:
             model.set_params(**clone(settings, safe=False))
             start = time.time()
             try:
-                prepared[c, f] = prepare_fit(model, folds[f][5], folds[f][1])
+                prepared[c, f] = prepare_fit(
+                    model, folds[f][5], folds[f][1], like=checked.get(f)
+                )
+                checked.setdefault(f, prepared[c, f])
             except Exception:
                 # _fit_and_score fits it again and handles the error as
                 # scikit-learn does.
@@ -376,6 +381,13 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
       state, so ``partial_fit`` on them continues Adam as after ``fit``.
     - Earlier steps of a Pipeline are fitted once per fold, not once per
       candidate and fold: the same result for deterministic transformers.
+      Likewise each fold's data is checked once, for its first candidate;
+      the others take the checked data and the label encoding, which depend
+      on the data alone.
+    - Models that start from the same random state (an int
+      ``random_state``, folds of equal size) draw the same shuffles and
+      dropout bits; each such draw is made once and shared, which changes
+      no model's numbers.
     - A model whose loss or weights become infinite or NaN is fitted again
       with ``fit``, which handles divergence, so its results are the
       sequential ones.
