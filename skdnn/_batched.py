@@ -22,6 +22,7 @@ epoch and after its last.
 # Authors: The skdnn developers
 # SPDX-License-Identifier: BSD-3-Clause
 
+import copy
 import warnings
 from collections.abc import Callable
 from typing import NamedTuple
@@ -209,7 +210,7 @@ def epoch_rows(orders, layout, *, out=None):
     return np.take(rows, source, out=out)
 
 
-def train_batched(estimators, prepared, *, numpy_products=None):
+def train_batched(estimators, prepared, *, numpy_products=None, deferred=None):
     """Train prepared estimators of one :func:`group_key` together.
 
     Parameters
@@ -222,6 +223,10 @@ def train_batched(estimators, prepared, *, numpy_products=None):
         Whether the matrix products go through numpy (see
         :class:`_Workspace`); None: as :func:`uses_numpy_products` decides.
         Tests set it to check both.
+    deferred : dict, default=None
+        Models, by index, whose ConvergenceWarning is not issued but stored
+        as the index's value, for the caller to issue if it keeps the model
+        (a search's refits trained ahead for every candidate).
 
     Returns
     -------
@@ -242,7 +247,9 @@ def train_batched(estimators, prepared, *, numpy_products=None):
     if numpy_products is None:
         numpy_products = uses_numpy_products(first.device_, threads)
     with torch_threads(threads), blas_threads(threads), torch.no_grad():
-        return _train(estimators, prepared, numpy_products=numpy_products)
+        return _train(
+            estimators, prepared, numpy_products=numpy_products, deferred=deferred
+        )
 
 
 def uses_numpy_products(device, threads):
@@ -280,7 +287,7 @@ def _shuffle_groups(estimators, prepared, n_rows):
     return [np.array(members) for members in groups.values()]
 
 
-def _train(estimators, prepared, *, numpy_products=None):
+def _train(estimators, prepared, *, numpy_products=None, deferred=None):
     trainer = Trainer(estimators, prepared, numpy_products=numpy_products)
     M = len(estimators)
     n_rows = trainer.n_rows
@@ -322,12 +329,14 @@ def _train(estimators, prepared, *, numpy_products=None):
         out_of_epochs = running & patient & (epoch >= max_iter)
         running &= patient & (epoch < max_iter)
         for m in np.flatnonzero(out_of_epochs & np.isfinite(patience)):
-            warnings.warn(
+            message = (
                 f"Stochastic Optimizer: Maximum iterations ({max_iter[m]}) "
-                "reached and the optimization hasn't converged yet.",
-                ConvergenceWarning,
-                stacklevel=2,
+                "reached and the optimization hasn't converged yet."
             )
+            if deferred is not None and m in deferred:
+                deferred[m] = message
+            else:
+                warnings.warn(message, ConvergenceWarning, stacklevel=2)
     curves = np.array(curves).reshape(-1, M)
     ws, adam = trainer.ws, trainer.adam
     for m, est in enumerate(estimators):
@@ -401,7 +410,8 @@ class Trainer:
         target_all = np.concatenate([p.target for p in prepared])
         self.target_all = to_device(target_all, device, dtype if not softmax else None)
         self.weighted = any(p.sample_weight is not None for p in prepared)
-        self.shares_for = None
+        self.shares_for = self.work_for = None
+        self.part_workspaces = {}
         self.weight_all = np.concatenate(
             [
                 np.ones(n, dtype=np.float64) if p.sample_weight is None
@@ -463,8 +473,9 @@ class Trainer:
         self.coef = torch.empty((S, M, 1), dtype=dtype, device=device)
         self.loss_share = torch.empty_like(self.share)
         self.loss_coef = torch.empty((S, M), dtype=dtype, device=device)
-        self.logits = torch.empty((S, M, ws.n_outputs, B), dtype=dtype, device=device)
-        self.squared_norms = torch.empty((S, M), dtype=dtype, device=device)
+        # Zeros: a step that trains only some models leaves the others' be.
+        self.logits = torch.zeros((S, M, ws.n_outputs, B), dtype=dtype, device=device)
+        self.squared_norms = torch.zeros((S, M), dtype=dtype, device=device)
         if generator is None:
             generators = [
                 torch.Generator(device=device).manual_seed(p.torch_seed)
@@ -516,6 +527,25 @@ class Trainer:
             )
         ]  # fmt: skip
 
+    def _step_work(self, s, stepping):
+        """Step ``s``'s workspace and views, for the models it trains.
+
+        Where these are a run of consecutive models but not all (models with
+        more batches than the others, such as a search's refits trained
+        ahead), the step computes theirs alone, on views of the same memory;
+        None where it trains none.
+        """
+        trained = np.flatnonzero(stepping)
+        if len(trained) == 0:
+            return None
+        first, last = trained[0], trained[-1] + 1
+        if len(trained) == len(stepping) or last - first != len(trained):
+            return self.ws, self.steps[s]
+        if (first, last) not in self.part_workspaces:
+            self.part_workspaces[first, last] = self.ws.models(slice(first, last))
+        rows = slice(first, last)
+        return self.part_workspaces[first, last], _models(self.steps[s], rows)
+
     def run_epoch(self, orders, running):
         """One epoch of every running model, each visiting its rows in its order.
 
@@ -566,15 +596,19 @@ class Trainer:
             torch.mul(self.share, rows_t[..., None, None], out=self.loss_share)
             torch.mul(self.coef.squeeze(2), rows_t, out=self.loss_coef).mul_(0.5)
         self.dropout.draw(running)
-        update = self.adam.update
+        if key != self.work_for:
+            self.work_for = key
+            self.work = [
+                self._step_work(s, stepping) for s, stepping in enumerate(active)
+            ]
+        apply = self.adam.apply
         # Overflow shows as non-finite losses or weights, which the caller
         # handles, as with torch's operations, not as numpy's warnings.
         with np.errstate(over="ignore", invalid="ignore"):
-            for views, stepping, every in zip(
-                self.steps, active, active.all(axis=1).tolist(), strict=True
-            ):
-                _step(ws, views, softmax=self.softmax)
-                update(stepping, every)
+            for work, step_plan in zip(self.work, self.adam.epoch(active), strict=True):
+                if work is not None:
+                    _step(*work, softmax=self.softmax)
+                apply(step_plan)
         totals = _epoch_losses(
             logits=self.logits,
             target=self.t_epoch,
@@ -795,6 +829,25 @@ class _Workspace:
     def as_numpy(self, tensor):
         """A numpy view of ``tensor`` for the products, or None without them."""
         return tensor.numpy() if self.numpy_products else None
+
+    def models(self, rows):
+        """This workspace for the models ``rows`` (a slice): views of its memory."""
+        part = copy.copy(self)
+        for name, value in vars(self).items():
+            setattr(part, name, _models(value, rows))
+        return part
+
+
+def _models(value, rows):
+    """``value`` with the model dimension, the first of every tensor and array
+    in it, cut to ``rows``."""
+    if isinstance(value, torch.Tensor | np.ndarray):
+        return value[rows]
+    if isinstance(value, _StepViews):
+        return _StepViews._make(_models(v, rows) for v in value)
+    if isinstance(value, list | tuple):
+        return type(value)(_models(v, rows) for v in value)
+    return value
 
 
 def _layer_views(buffer, shapes):
@@ -1109,9 +1162,11 @@ def _step(ws, views, *, softmax):
 
 
 class BatchedAdam(NamedTuple):
-    """What :func:`make_adam` returns: the update and the optimizers' state."""
+    """What :func:`make_adam` returns: the updates and the optimizers' state."""
 
     update: Callable
+    epoch: Callable
+    apply: Callable
     exp_avg: torch.Tensor
     exp_avg_sq: torch.Tensor
     steps: torch.Tensor
@@ -1142,8 +1197,11 @@ def make_adam(
         Its ``update(active, every)`` steps the models where the boolean
         array ``active`` is true and leaves the others exactly as they are:
         parameters, moments and step count; ``every`` says whether
-        ``active`` is all true. ``exp_avg``, ``exp_avg_sq`` (each model's
-        row) and ``steps`` (shape (n_models,)) are the optimizers' state.
+        ``active`` is all true. ``epoch(active_steps)`` plans an epoch's
+        updates at once, ``active_steps`` of shape (n_steps, n_models): each
+        step's plan, given to ``apply``, is that step's ``update``.
+        ``exp_avg``, ``exp_avg_sq`` (each model's row) and ``steps`` (shape
+        (n_models,)) are the optimizers' state.
     """
     M = flat.shape[0]
     if fused is None:
@@ -1184,68 +1242,75 @@ def make_adam(
                 eps=eps,
             )
 
-        return BatchedAdam(update, exp_avg, exp_avg_sq, counts.view(M))
+        def epoch(active_steps):
+            return [(active, bool(active.all())) for active in active_steps]
+
+        def apply(plan):
+            update(*plan)
+
+        return BatchedAdam(update, epoch, apply, exp_avg, exp_avg_sq, counts.view(M))
 
     # torch.optim.Adam(fused=True) keeps a float32 step count per parameter,
-    # adds 1 to it and calls this kernel. Here each model is one parameter,
-    # its row, so that each keeps its own count; the counts are views of one
-    # tensor, incremented in one operation. The kernel takes one learning
-    # rate: one call per distinct rate among the models that step.
+    # adds 1 to it and calls this kernel. Here each model keeps its own
+    # count; the counts are views of one tensor, incremented in one
+    # operation. The kernel takes one learning rate and one count per
+    # tensor: consecutive models that step together with one rate and one
+    # count are updated as one tensor, their rows of the buffers, in one
+    # call (a third of the time of a call per row): a whole grid search's
+    # models while they keep in step, and, when some train on more rows than
+    # others, each run of models that has taken as many steps. Its numbers
+    # are the same as per row but for rounding: the kernel's vectorized body
+    # and its scalar tail round differently (1 ulp), and a model's elements
+    # fall in either by their place in the tensor.
     if state is None:
         counts = torch.zeros(M, dtype=torch.float32, device=flat.device)
     else:
         counts = step.view(1)
-    rows = [list(t.unbind(0)) for t in (flat, grad, exp_avg, exp_avg_sq, counts)]
     learning_rates = np.asarray(learning_rates, dtype=np.float64)
-    # While every model has taken as many steps, and all share one rate, one
-    # call over the whole buffer as one tensor, with the shared count, costs
-    # a third of one call per row. Its numbers are the same but for
-    # rounding: the kernel's vectorized body and its scalar tail round
-    # differently (1 ulp), and a model's elements fall in either by their
-    # place in the tensor.
-    one_rate = len(np.unique(learning_rates)) == 1
-    lockstep = one_rate
-    whole = (
-        [flat.view(-1)],
-        [grad.view(-1)],
-        [exp_avg.view(-1)],
-        [exp_avg_sq.view(-1)],
-        [],
-        [counts[0]],
-    )
+    same_rate = np.diff(learning_rates) == 0
     taken = np.zeros(M, dtype=np.int64)
     plans = {}
 
-    def plan(active):
-        increment = torch.tensor(active, dtype=torch.float32, device=flat.device)
+    def plan(active, counted):
+        together = same_rate & (np.diff(counted) == 0) & active[1:] & active[:-1]
+        starts = np.flatnonzero(np.concatenate([[True], ~together]))
         calls = []
-        for lr in np.unique(learning_rates[active]):
-            members = np.flatnonzero(active & (learning_rates == lr))
-            params, grads, avgs, avg_sqs, steps = (
-                [r[m] for m in members] for r in rows
-            )
-            calls.append((float(lr), (params, grads, avgs, avg_sqs, [], steps)))
+        for a, b in zip(starts, [*starts[1:], M], strict=True):
+            if active[a]:
+                rows = [[t[a:b].reshape(-1)] for t in (flat, grad, exp_avg, exp_avg_sq)]
+                calls.append((float(learning_rates[a]), (*rows, [], [counts[a]])))
+        increment = None
+        if not active.all():
+            increment = torch.tensor(active, dtype=torch.float32, device=flat.device)
         return increment, calls
 
-    def update(active, every):
-        nonlocal lockstep
-        if every:
-            counts.add_(1)
-            if lockstep:
-                fused_adam_kernel(whole, float(learning_rates[0]), beta_1, beta_2, eps)
-                return
-        key = active.tobytes()
+    def epoch(active_steps):
+        # The plans depend on which models step and on which neighbours
+        # have taken as many steps: the same from epoch to epoch.
+        key = (active_steps.tobytes(), (np.diff(taken) == 0).tobytes())
         if key not in plans:
-            plans[key] = plan(active)
-        increment, calls = plans[key]
-        if not every:
+            counted, steps = taken.copy(), []
+            for active in active_steps:
+                steps.append(plan(active, counted))
+                counted = counted + active
+            plans[key] = steps
+        taken[:] += active_steps.sum(axis=0)
+        return plans[key]
+
+    def apply(step_plan):
+        increment, calls = step_plan
+        if increment is None:
+            counts.add_(1)
+        else:
             counts.add_(increment)
-            taken[active] += 1
-            lockstep = one_rate and bool((taken == taken[0]).all())
         for lr, tensors in calls:
             fused_adam_kernel(tensors, lr, beta_1, beta_2, eps)
 
-    return BatchedAdam(update, exp_avg, exp_avg_sq, counts)
+    def update(active, every):
+        (step_plan,) = epoch(np.asarray(active, dtype=bool)[None])
+        apply(step_plan)
+
+    return BatchedAdam(update, epoch, apply, exp_avg, exp_avg_sq, counts)
 
 
 def _adam(*, flat, grad, exp_avg, exp_avg_sq, steps, lr, active, beta_1, beta_2, eps):

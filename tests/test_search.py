@@ -254,6 +254,62 @@ def test_search_with_dropout_equals_sequential_search(pipeline):
     )
 
 
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_refits_trained_ahead_equal_fit_and_warn_as_it_does(pipeline, monkeypatch):
+    # Small networks: every candidate's refit joins the cross-validation's
+    # batch, and the best one becomes best_estimator_ without a fit of its
+    # own; it warns, once, as its fit would have.
+    X, y = _blobs()
+    estimator = _clf(max_iter=10)
+    grid = {"dropout": [0.0, 0.3], "alpha": [1e-4, 1e-1]}
+    if pipeline:
+        estimator = make_pipeline(StandardScaler(), estimator)
+        grid = {f"dnnclassifier__{k}": v for k, v in grid.items()}
+    with pytest.warns(ConvergenceWarning) as theirs_warned:
+        theirs = _sequential(estimator, grid, cv=3).fit(X, y)
+    fits = []
+    real_fit = DNNClassifier.fit
+    monkeypatch.setattr(
+        DNNClassifier,
+        "fit",
+        lambda self, *a, **k: fits.append(1) or real_fit(self, *a, **k),
+    )
+    with pytest.warns(ConvergenceWarning) as ours_warned:
+        ours = GridSearchCV(estimator, grid, cv=3).fit(X, y)
+    assert ours.batched_ and not fits
+    assert len(ours_warned) == len(theirs_warned) == 4 * 3 + 1
+    assert ours.best_params_ == theirs.best_params_
+    assert ours.refit_time_ > 0
+    best, expected = ours.best_estimator_, theirs.best_estimator_
+    if pipeline:
+        assert_allclose(best[0].mean_, expected[0].mean_)
+        best, expected = best[-1], expected[-1]
+    _assert_same_fit(best, expected)
+    assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-7)
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_refits_of_larger_networks_are_fitted_after(refit, monkeypatch, capsys):
+    # A network whose own work outweighs a step's overhead: training every
+    # candidate's refit would cost more than fitting the best one after.
+    X, y = _blobs()
+    fits = []
+    real_fit = DNNClassifier.fit
+    monkeypatch.setattr(
+        DNNClassifier,
+        "fit",
+        lambda self, *a, **k: fits.append(1) or real_fit(self, *a, **k),
+    )
+    grid = {"alpha": [1e-4, 1e-1, 1.0]}
+    estimator = _clf(hidden_layer_sizes=(200, 200), max_iter=3, batch_size=64)
+    ours = GridSearchCV(estimator, grid, cv=3, refit=refit, verbose=1).fit(X, y)
+    assert "Trained 9 networks in one batch." in capsys.readouterr().out
+    assert len(fits) == int(refit)
+    if refit:
+        theirs = _sequential(estimator, grid, cv=3).fit(X, y)
+        _assert_same_fit(ours.best_estimator_, theirs.best_estimator_)
+
+
 def test_caching_pipeline_search_equals_sequential_search(tmp_path):
     # A caching Pipeline fits clones of its transformers (all but the last
     # of a slice) and keeps them in its own list of steps.
@@ -331,7 +387,10 @@ def test_grid_over_architectures_forms_separate_batches(capsys):
     grid = {"hidden_layer_sizes": [(4,), (6, 4)], "alpha": [1e-4, 1e-3]}
     ours = GridSearchCV(_clf(), grid, cv=3, verbose=1).fit(X, y)
     printed = capsys.readouterr().out
-    assert printed.count("Trained 6 networks in one batch.") == 2
+    # 2 x 3 folds, and each candidate's refit, trained ahead in its batch.
+    assert (
+        printed.count("Trained 8 networks in one batch, 2 of them refits ahead.") == 2
+    )
     theirs = _sequential(_clf(), grid, cv=3).fit(X, y)
     assert_allclose(
         ours.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"]
