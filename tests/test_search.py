@@ -254,6 +254,19 @@ def test_search_with_dropout_equals_sequential_search(pipeline):
     )
 
 
+def _counting_fits(monkeypatch):
+    """A list that DNNClassifier.fit appends to at each call."""
+    fits = []
+    real_fit = DNNClassifier.fit
+
+    def fit(self, *args, **kwargs):
+        fits.append(self)
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(DNNClassifier, "fit", fit)
+    return fits
+
+
 @pytest.mark.parametrize("pipeline", [False, True])
 def test_refits_trained_ahead_equal_fit_and_warn_as_it_does(pipeline, monkeypatch):
     # Small networks: every candidate's refit joins the cross-validation's
@@ -267,13 +280,7 @@ def test_refits_trained_ahead_equal_fit_and_warn_as_it_does(pipeline, monkeypatc
         grid = {f"dnnclassifier__{k}": v for k, v in grid.items()}
     with pytest.warns(ConvergenceWarning) as theirs_warned:
         theirs = _sequential(estimator, grid, cv=3).fit(X, y)
-    fits = []
-    real_fit = DNNClassifier.fit
-    monkeypatch.setattr(
-        DNNClassifier,
-        "fit",
-        lambda self, *a, **k: fits.append(1) or real_fit(self, *a, **k),
-    )
+    fits = _counting_fits(monkeypatch)
     with pytest.warns(ConvergenceWarning) as ours_warned:
         ours = GridSearchCV(estimator, grid, cv=3).fit(X, y)
     assert ours.batched_ and not fits
@@ -293,13 +300,7 @@ def test_refits_of_larger_networks_are_fitted_after(refit, monkeypatch, capsys):
     # A network whose own work outweighs a step's overhead: training every
     # candidate's refit would cost more than fitting the best one after.
     X, y = _blobs()
-    fits = []
-    real_fit = DNNClassifier.fit
-    monkeypatch.setattr(
-        DNNClassifier,
-        "fit",
-        lambda self, *a, **k: fits.append(1) or real_fit(self, *a, **k),
-    )
+    fits = _counting_fits(monkeypatch)
     grid = {"alpha": [1e-4, 1e-1, 1.0]}
     estimator = _clf(hidden_layer_sizes=(200, 200), max_iter=3, batch_size=64)
     ours = GridSearchCV(estimator, grid, cv=3, refit=refit, verbose=1).fit(X, y)

@@ -206,39 +206,46 @@ class _BatchedSearch:
                 prefix_time = time.time() - start
             else:
                 Z_train, prefix_time = X_train, 0.0
-            folds.append((X_train, y_train, X_test, y_test, transformer, Z_train))
+            folds.append(
+                (X_train, y_train, X_test, y_test, transformer, Z_train, prefix_time)
+            )
 
         pairs = [(c, f) for c in range(len(candidates)) for f in range(len(splits))]
         models, prepared, fit_times, refits = {}, {}, {}, {}
         # Each fold's data is checked once, for its first candidate.
         checked = {}
-        sequential = []
-        for c, f in pairs:
+
+        def prepare(c, f, Z, y_fit, prefix_time):
+            # Candidate c's model on fold f (None: the whole data, its
+            # refit); False where preparing it raised.
             settings = {k[len(prefix) :]: v for k, v in candidates[c].items()}
             model = clone(base_estimator if name is None else base_estimator[-1])
             model.set_params(**clone(settings, safe=False))
             start = time.time()
             try:
-                prepared[c, f] = prepare_fit(
-                    model, folds[f][5], folds[f][1], like=checked.get(f)
-                )
-                checked.setdefault(f, prepared[c, f])
+                prepared[c, f] = prepare_fit(model, Z, y_fit, like=checked.get(f))
             except Exception:
+                return False
+            checked.setdefault(f, prepared[c, f])
+            fit_times[c, f] = time.time() - start + prefix_time
+            models[c, f] = model
+            return True
+
+        sequential = []
+        for c, f in pairs:
+            _, y_train, _, _, _, Z_train, prefix_time = folds[f]
+            if not prepare(c, f, Z_train, y_train, prefix_time):
                 # _fit_and_score fits it again and handles the error as
                 # scikit-learn does.
                 sequential.append((c, f))
-                continue
-            fit_times[c, f] = time.time() - start + prefix_time
-            models[c, f] = model
-
         groups = defaultdict(list)
         for key in models:
             groups[group_key(models[key])].append(key)
-        ahead = self._refits_ahead(groups, models, prepared, len(y))
         refit_data = None
-        for c in ahead:
-            # The refit of candidate c, fold None: the whole data, through
-            # the earlier steps of a Pipeline fitted on it once.
+        for c in self._refits_ahead(groups, models, prepared, len(y)):
+            # The whole data, through the earlier steps of a Pipeline fitted
+            # on it once. A refit whose preparation raises is refitted with
+            # fit, which raises as scikit-learn's does.
             if refit_data is None:
                 start = time.time()
                 if name is None:
@@ -247,20 +254,8 @@ class _BatchedSearch:
                     transformer = clone(base_estimator[:-1])
                     Z = transformer.fit_transform(X, y)
                     refit_data = (transformer, Z, time.time() - start)
-            settings = {k[len(prefix) :]: v for k, v in candidates[c].items()}
-            model = clone(base_estimator if name is None else base_estimator[-1])
-            model.set_params(**clone(settings, safe=False))
-            start = time.time()
-            try:
-                prepared[c, None] = prepare_fit(
-                    model, refit_data[1], y, like=checked.get(None)
-                )
-            except Exception:
-                continue  # refitted with fit, which raises as scikit-learn's
-            checked.setdefault(None, prepared[c, None])
-            fit_times[c, None] = time.time() - start + refit_data[2]
-            models[c, None] = model
-            groups[group_key(model)].append((c, None))
+            if prepare(c, None, refit_data[1], y, refit_data[2]):
+                groups[group_key(models[c, None])].append((c, None))
         for keys in groups.values():
             start = time.time()
             deferred = {i: None for i, (_, f) in enumerate(keys) if f is None}
@@ -292,7 +287,7 @@ class _BatchedSearch:
 
         out = []
         for c, f in pairs:
-            X_train, y_train, X_test, y_test, transformer, _ = folds[f]
+            X_train, y_train, X_test, y_test, transformer, _, _ = folds[f]
             if (c, f) in sequential:
                 train, test = splits[f]
                 out.append(
