@@ -180,7 +180,7 @@ def batch_layout(n_rows, batch):
     return source, valid
 
 
-def epoch_rows(orders, layout, *, out=None):
+def epoch_rows(orders, layout, *, out=None, offsets=None):
     """Every model's batches of one epoch, as one grid of row numbers.
 
     Parameters
@@ -192,6 +192,9 @@ def epoch_rows(orders, layout, *, out=None):
         :func:`batch_layout` of the models' row counts and batch sizes.
     out : ndarray of int64, default=None
         Where to write the grid; a new array when None.
+    offsets : ndarray of int64, default=None
+        Each row's offset, ``offsets[m]`` repeated ``n_rows[m]`` times, made
+        once by a caller that asks every epoch; computed when None.
 
     Returns
     -------
@@ -203,11 +206,17 @@ def epoch_rows(orders, layout, *, out=None):
         the first model's order: a real row, which has no weight there.
     """
     source, _ = layout
-    n_rows = np.array([len(order) for order in orders])
-    offsets = np.concatenate([[0], np.cumsum(n_rows)[:-1]])
+    if offsets is None:
+        offsets = row_offsets([len(order) for order in orders])
     rows = np.concatenate(orders).astype(np.int64, copy=False)
-    rows += np.repeat(offsets, n_rows)
+    rows += offsets
     return np.take(rows, source, out=out)
+
+
+def row_offsets(n_rows):
+    """Each row's model's offset in the models' rows one after another."""
+    n_rows = np.asarray(n_rows)
+    return np.repeat(np.concatenate([[0], np.cumsum(n_rows)[:-1]]), n_rows)
 
 
 def train_batched(estimators, prepared, *, numpy_products=None, deferred=None):
@@ -428,6 +437,7 @@ class Trainer:
         # Each step's real rows per model, the same every epoch it runs.
         self.rows_per_step = layout[1].sum(axis=2)
         self.rows = np.empty(layout[0].shape, dtype=np.int64)
+        self.row_offsets = row_offsets(n_rows)
 
         rates = np.array([p.rates for p in prepared]).reshape(M, -1)
         if numpy_products is None:
@@ -569,7 +579,7 @@ class Trainer:
         dtype = self.X_epoch.dtype
         # Each model's batches of its own size; slots past a model's batch,
         # and steps past its last batch, are padding: weight 0, no update.
-        rows = epoch_rows(orders, layout, out=self.rows)
+        rows = epoch_rows(orders, layout, out=self.rows, offsets=self.row_offsets)
         real_rows = self.rows_per_step * running
         active = real_rows > 0
         _take_rows(
@@ -1274,11 +1284,19 @@ def make_adam(
     def plan(active, counted):
         together = same_rate & (np.diff(counted) == 0) & active[1:] & active[:-1]
         starts = np.flatnonzero(np.concatenate([[True], ~together]))
-        calls = []
+        # One call per rate, each run one of its tensors, with its own count.
+        calls = {}
         for a, b in zip(starts, [*starts[1:], M], strict=True):
             if active[a]:
-                rows = [[t[a:b].reshape(-1)] for t in (flat, grad, exp_avg, exp_avg_sq)]
-                calls.append((float(learning_rates[a]), (*rows, [], [counts[a]])))
+                lists = calls.setdefault(
+                    float(learning_rates[a]), ([], [], [], [], [], [])
+                )
+                for tensors, t in zip(
+                    lists, (flat, grad, exp_avg, exp_avg_sq), strict=False
+                ):
+                    tensors.append(t[a:b].reshape(-1))
+                lists[5].append(counts[a])
+        calls = list(calls.items())
         increment = None
         if not active.all():
             increment = torch.tensor(active, dtype=torch.float32, device=flat.device)
