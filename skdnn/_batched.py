@@ -279,15 +279,17 @@ def _shuffle_groups(estimators, prepared, n_rows):
     int ``random_state`` gives every candidate of a fold (and, with folds of
     equal size, of every fold) the same stream. Each group draws once per
     epoch from its first model's RandomState; the others' are left where
-    they started (the search discards its fold models). Models sharing one
-    RandomState object each draw from it, as before.
+    they started, which nothing reads: a RandomState made from an int seed
+    lives for its fit only. A model whose RandomState is its
+    ``random_state`` instance, which its fit advances for the caller, draws
+    from it itself, as does each model sharing one RandomState object.
     """
     groups, seen = {}, set()
     for m, (est, fit) in enumerate(zip(estimators, prepared, strict=True)):
         if not est.shuffle:
             continue
-        if id(fit.rng) in seen:
-            key = ("shared", m)
+        if id(fit.rng) in seen or fit.rng is est.random_state:
+            key = ("own", m)
         else:
             seen.add(id(fit.rng))
             _, state, pos, has_gauss, cached = fit.rng.get_state()

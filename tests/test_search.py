@@ -3,6 +3,8 @@
 # Authors: The skdnn developers
 # SPDX-License-Identifier: BSD-3-Clause
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -132,6 +134,28 @@ def test_models_of_one_seed_share_draws_and_equal_their_fits(numpy_products):
     assert models[0].n_iter_ < models[1].n_iter_
     for model in models:
         _assert_same_fit(model, clone(model).fit(X, y))
+
+
+def test_random_state_instances_advance_as_in_their_fits():
+    # A RandomState passed as random_state is the caller's, and each fit
+    # advances it: clones with equal states must each draw their own
+    # shuffles, not share one model's.
+    X, y = _xor()
+    models = [_clf(random_state=np.random.RandomState(5), tol=t) for t in (1e-1, 0)]
+    models += [clone(models[1])]
+    prepared = [prepare_fit(m, X, y) for m in models]
+    with pytest.warns(ConvergenceWarning):
+        train_batched(models, prepared)
+    for model in models:
+        twin = clone(model).set_params(random_state=np.random.RandomState(5))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            twin.fit(X, y)
+        _assert_same_fit(model, twin)
+        assert_array_equal(
+            model.random_state.get_state()[1], twin.random_state.get_state()[1]
+        )
+        assert model.random_state.get_state()[2] == twin.random_state.get_state()[2]
 
 
 def test_models_prepared_like_another_equal_those_checked_afresh():
