@@ -38,6 +38,7 @@ from ._training import (
     fused_adam_kernel,
     load_adam_state,
     mask_blocks,
+    max_iter_message,
     to_device,
 )
 
@@ -340,10 +341,7 @@ def _train(estimators, prepared, *, numpy_products=None, deferred=None):
         out_of_epochs = running & patient & (epoch >= max_iter)
         running &= patient & (epoch < max_iter)
         for m in np.flatnonzero(out_of_epochs & np.isfinite(patience)):
-            message = (
-                f"Stochastic Optimizer: Maximum iterations ({max_iter[m]}) "
-                "reached and the optimization hasn't converged yet."
-            )
+            message = max_iter_message(max_iter[m])
             if deferred is not None and m in deferred:
                 deferred[m] = message
             else:
@@ -456,10 +454,12 @@ class Trainer:
             grad=grad,
         )
         if flat is None:
+            # Each model's initial parameters, into its views of the buffer.
             for m, est in enumerate(estimators):
-                parts = [p.reshape(-1) for p in est.module_.weights]
-                parts += [p.reshape(-1) for p in est.module_.biases]
-                ws.flat[m].copy_(torch.cat(parts))
+                for W, value in zip(ws.weights, est.module_.weights, strict=True):
+                    W[m].copy_(value)
+                for b, value in zip(ws.biases, est.module_.biases, strict=True):
+                    b[m, 0].copy_(value)
         self.adam = make_adam(
             flat=ws.flat,
             grad=ws.grad,
@@ -553,9 +553,9 @@ class Trainer:
         first, last = trained[0], trained[-1] + 1
         if len(trained) == len(stepping) or last - first != len(trained):
             return self.ws, self.steps[s]
-        if (first, last) not in self.part_workspaces:
-            self.part_workspaces[first, last] = self.ws.models(slice(first, last))
         rows = slice(first, last)
+        if (first, last) not in self.part_workspaces:
+            self.part_workspaces[first, last] = self.ws.models(rows)
         return self.part_workspaces[first, last], _models(self.steps[s], rows)
 
     def run_epoch(self, orders, running):
@@ -934,9 +934,8 @@ class _EpochMasks:
             # up to whole 64-bit values.
             size = -(-S * B * widths[i] // 4) + most_blocks
             self.regions[i] = torch.empty((M, size), dtype=torch.int64, device=device)
-            # Feature-major, as the workspace's activations.
-            # Ones for a model without dropout on the layer, which draws
-            # nothing for it.
+            # Feature-major, as the workspace's activations; ones for a
+            # model without dropout on the layer, which draws nothing for it.
             self.masks[i] = torch.ones((S, M, widths[i], B), dtype=dtype, device=device)
             # A unit is kept where its 16 bits, as a signed integer, reach
             # its model's threshold: dropped with probability p.
@@ -992,23 +991,23 @@ class _EpochMasks:
         def per_model(values):
             return torch.tensor(values, dtype=dtype, device=device).view(1, M, 1, 1)
 
-        def in_place(region, w):
-            # A model's bits of a layer as its grid's units: (steps, units, slots).
-            return region.view(torch.int16)[: S * B * w].view(S, B, w).permute(0, 2, 1)
-
         self.scalings = [
             (self.masks[i], per_model(thresholds[i]),
              per_model(1.0 / (1.0 - rates[:, i])))
             for i in self.layers
         ]  # fmt: skip
+        # Each model's bits of a layer, read as its grid's units in the
+        # masks' order: (steps, models, units, slots).
+        placed = {}
+        for i in self.layers:
+            units = self.regions[i].view(torch.int16)[:, : S * B * widths[i]]
+            placed[i] = units.view(M, S, B, widths[i]).permute(1, 0, 3, 2)
         self.conversions, self.region_copies = [], []
         if len(self.groups) == M:
             # Every model its own bits: one strided copy per layer converts
             # every model in place.
             for i in self.layers:
-                placed = self.regions[i].view(torch.int16)[:, : S * B * widths[i]]
-                placed = placed.view(M, S, B, widths[i]).permute(1, 0, 3, 2)
-                self.conversions.append((placed, self.masks[i], ()))
+                self.conversions.append((placed[i], self.masks[i], ()))
             return
         # Otherwise each group's first model's bits are converted once, into
         # each run of consecutive group members in place; models that gather
@@ -1021,7 +1020,6 @@ class _EpochMasks:
                         self.region_copies.append(
                             (self.regions[i][m], self.regions[i][first])
                         )
-                placed = in_place(self.regions[i][first], widths[i])
                 in_grid = [m for m in members if direct_of[m]]
                 runs = np.split(in_grid, np.flatnonzero(np.diff(in_grid) != 1) + 1)
                 runs = [
@@ -1029,7 +1027,7 @@ class _EpochMasks:
                 ]
                 if runs:
                     buffer = torch.empty((S, widths[i], B), dtype=dtype, device=device)
-                    self.conversions.append((placed, buffer, runs))
+                    self.conversions.append((placed[i][:, first], buffer, runs))
 
     def per_step(self):
         """Each step's tuple of masks per hidden layer (empty without dropout)."""
@@ -1176,7 +1174,6 @@ def _step(ws, views, *, softmax):
 class BatchedAdam(NamedTuple):
     """What :func:`make_adam` returns: the updates and the optimizers' state."""
 
-    update: Callable
     epoch: Callable
     apply: Callable
     exp_avg: torch.Tensor
@@ -1206,12 +1203,10 @@ def make_adam(
     Returns
     -------
     BatchedAdam
-        Its ``update(active, every)`` steps the models where the boolean
-        array ``active`` is true and leaves the others exactly as they are:
-        parameters, moments and step count; ``every`` says whether
-        ``active`` is all true. ``epoch(active_steps)`` plans an epoch's
-        updates at once, ``active_steps`` of shape (n_steps, n_models): each
-        step's plan, given to ``apply``, is that step's ``update``.
+        Its ``epoch(active_steps)`` plans an epoch's updates at once, from a
+        boolean array of shape (n_steps, n_models); ``apply`` takes each
+        step's plan in turn and steps the models active there, leaving the
+        others exactly as they are: parameters, moments and step count.
         ``exp_avg``, ``exp_avg_sq`` (each model's row) and ``steps`` (shape
         (n_models,)) are the optimizers' state.
     """
@@ -1231,16 +1226,21 @@ def make_adam(
         )
         columns = {}
 
-        def update(active, every):
-            if every:
-                column = None
-            else:
-                key = active.tobytes()
-                if key not in columns:
-                    columns[key] = torch.tensor(
-                        active, dtype=flat.dtype, device=flat.device
-                    ).reshape(M, 1)
-                column = columns[key]
+        def column(active):
+            # None when every model steps; else 1 or 0 per model, made once.
+            if active.all():
+                return None
+            key = active.tobytes()
+            if key not in columns:
+                columns[key] = torch.tensor(
+                    active, dtype=flat.dtype, device=flat.device
+                ).reshape(M, 1)
+            return columns[key]
+
+        def epoch(active_steps):
+            return [column(active) for active in active_steps]
+
+        def apply(active):
             _adam(
                 flat=flat,
                 grad=grad,
@@ -1248,32 +1248,27 @@ def make_adam(
                 exp_avg_sq=exp_avg_sq,
                 steps=counts,
                 lr=lr,
-                active=column,
+                active=active,
                 beta_1=beta_1,
                 beta_2=beta_2,
                 eps=eps,
             )
 
-        def epoch(active_steps):
-            return [(active, bool(active.all())) for active in active_steps]
-
-        def apply(plan):
-            update(*plan)
-
-        return BatchedAdam(update, epoch, apply, exp_avg, exp_avg_sq, counts.view(M))
+        return BatchedAdam(epoch, apply, exp_avg, exp_avg_sq, counts.view(M))
 
     # torch.optim.Adam(fused=True) keeps a float32 step count per parameter,
     # adds 1 to it and calls this kernel. Here each model keeps its own
     # count; the counts are views of one tensor, incremented in one
     # operation. The kernel takes one learning rate and one count per
     # tensor: consecutive models that step together with one rate and one
-    # count are updated as one tensor, their rows of the buffers, in one
-    # call (a third of the time of a call per row): a whole grid search's
-    # models while they keep in step, and, when some train on more rows than
-    # others, each run of models that has taken as many steps. Its numbers
-    # are the same as per row but for rounding: the kernel's vectorized body
-    # and its scalar tail round differently (1 ulp), and a model's elements
-    # fall in either by their place in the tensor.
+    # count are updated as one tensor, their rows of the buffers (a third of
+    # the time of a tensor per row): a whole grid search's models while they
+    # keep in step, and, when some train on more rows than others, each run
+    # of models that has taken as many steps. All runs of one rate go in one
+    # call. Its numbers are the same as per row but for rounding: the
+    # kernel's vectorized body and its scalar tail round differently (1
+    # ulp), and a model's elements fall in either by their place in the
+    # tensor.
     if state is None:
         counts = torch.zeros(M, dtype=torch.float32, device=flat.device)
     else:
@@ -1290,14 +1285,16 @@ def make_adam(
         calls = {}
         for a, b in zip(starts, [*starts[1:], M], strict=True):
             if active[a]:
-                lists = calls.setdefault(
+                params, grads, avgs, avg_sqs, _, steps = calls.setdefault(
                     float(learning_rates[a]), ([], [], [], [], [], [])
                 )
-                for tensors, t in zip(
-                    lists, (flat, grad, exp_avg, exp_avg_sq), strict=False
+                for tensors, rows in zip(
+                    (params, grads, avgs, avg_sqs),
+                    (flat, grad, exp_avg, exp_avg_sq),
+                    strict=True,
                 ):
-                    tensors.append(t[a:b].reshape(-1))
-                lists[5].append(counts[a])
+                    tensors.append(rows[a:b].reshape(-1))
+                steps.append(counts[a])
         calls = list(calls.items())
         increment = None
         if not active.all():
@@ -1326,11 +1323,7 @@ def make_adam(
         for lr, tensors in calls:
             fused_adam_kernel(tensors, lr, beta_1, beta_2, eps)
 
-    def update(active, every):
-        (step_plan,) = epoch(np.asarray(active, dtype=bool)[None])
-        apply(step_plan)
-
-    return BatchedAdam(update, epoch, apply, exp_avg, exp_avg_sq, counts)
+    return BatchedAdam(epoch, apply, exp_avg, exp_avg_sq, counts)
 
 
 def _adam(*, flat, grad, exp_avg, exp_avg_sq, steps, lr, active, beta_1, beta_2, eps):

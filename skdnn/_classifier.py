@@ -58,6 +58,7 @@ from ._training import (
     is_plain_fused_adam,
     load_adam_state,
     make_optimizer,
+    max_iter_message,
     predict_logits,
     predict_numpy,
     run_epoch,
@@ -1103,9 +1104,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                     # is what was asked for (to record whole curves).
                     if not incremental and np.isfinite(self.n_iter_no_change):
                         warnings.warn(
-                            f"Stochastic Optimizer: Maximum iterations "
-                            f"({self.max_iter}) reached and the optimization "
-                            "hasn't converged yet.",
+                            max_iter_message(self.max_iter),
                             ConvergenceWarning,
                             stacklevel=4,
                         )

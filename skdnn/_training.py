@@ -142,6 +142,18 @@ def batch_loss(logits, target, sample_weight, *, out_activation, weights, alpha)
     return loss
 
 
+def max_iter_message(max_iter):
+    """The ConvergenceWarning of a stochastic fit that ran all its epochs.
+
+    scikit-learn's ``MLPClassifier`` words; ``fit`` and the batched trainer
+    issue the same.
+    """
+    return (
+        f"Stochastic Optimizer: Maximum iterations ({max_iter}) reached and the "
+        "optimization hasn't converged yet."
+    )
+
+
 def make_optimizer(
     params,
     *,

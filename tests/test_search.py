@@ -563,7 +563,7 @@ def test_batched_adam_equals_torch_adam_per_model(fused, active, learning_rates)
     initial = torch.randn(n_models, 11, generator=generator, dtype=torch.float64)
     grads = torch.randn(n_steps, n_models, 11, generator=generator, dtype=torch.float64)
     flat, grad = initial.clone(), torch.zeros_like(initial)
-    update = make_adam(
+    adam = make_adam(
         flat=flat,
         grad=grad,
         learning_rates=learning_rates,
@@ -571,23 +571,29 @@ def test_batched_adam_equals_torch_adam_per_model(fused, active, learning_rates)
         beta_2=0.99,
         eps=1e-8,
         fused=fused,
-    ).update
+    )
+    # Planned as the trainer plans them, an epoch of 10 steps at a time.
+    active_steps = np.array([active(step, n_models) for step in range(n_steps)])
+    plans = [
+        plan
+        for start in range(0, n_steps, 10)
+        for plan in adam.epoch(active_steps[start : start + 10])
+    ]
     params = [torch.nn.Parameter(row.clone()) for row in initial]
     optimizers = [
         torch.optim.Adam([p], lr=lr, betas=(0.9, 0.99), eps=1e-8, fused=True)
         for p, lr in zip(params, learning_rates, strict=True)
     ]
-    for step in range(n_steps):
-        stepping = active(step, n_models)
+    for step, (stepping, plan) in enumerate(zip(active_steps, plans, strict=True)):
         grad.copy_(grads[step])
-        update(stepping, bool(stepping.all()))
+        adam.apply(plan)
         for m in np.flatnonzero(stepping):
             params[m].grad = grads[step, m].clone()
             optimizers[m].step()
     for m, param in enumerate(params):
         if fused and len(set(learning_rates)) > 1:
-            # One kernel call per model's row: what torch.optim.Adam(fused=True)
-            # calls, on the same numbers, bit for bit.
+            # No two neighbours share a rate: each model's row is a tensor
+            # of its own, as in torch.optim.Adam(fused=True), bit for bit.
             assert torch.equal(flat[m], param.detach())
         else:
             # One call over every model (or the hand-written update) rounds

@@ -189,25 +189,42 @@ class _BatchedSearch:
         return self
 
     def _evaluate_batched(self, base_estimator, X, y, candidates, splits, scorers):
-        """The per-(candidate, fold) dicts that ``_fit_and_score`` would return."""
+        """The per-(candidate, fold) dicts that ``_fit_and_score`` would return.
+
+        Also the refits trained ahead (see :meth:`_refits_ahead`), by
+        candidate: ``(estimator, seconds, message)``, the message of the
+        ConvergenceWarning its fit would have issued, or None.
+        """
         name, _ = _final_step(base_estimator)
         prefix = "" if name is None else f"{name}__"
         folds = []
+
+        def fit_prefix(X_fit, y_fit):
+            # A Pipeline's earlier steps, fitted once per fold and once on the
+            # whole data for the refits: the grid does not vary them.
+            if name is None:
+                return None, X_fit, 0.0
+            transformer = clone(base_estimator[:-1])
+            start = time.time()
+            Z = transformer.fit_transform(X_fit, y_fit)
+            return transformer, Z, time.time() - start
+
+        def assembled(c, transformer, model):
+            # Candidate c as the search's estimator: a trained model, behind
+            # the fitted earlier steps of a Pipeline.
+            if name is None:
+                return model
+            estimator = clone(base_estimator).set_params(
+                **clone(candidates[c], safe=False)
+            )
+            estimator.steps = [*transformer.steps, (name, model)]
+            return estimator
+
         for train, test in splits:
             X_train, y_train = _take(X, train), _take(y, train)
             X_test, y_test = _take(X, test), _take(y, test)
-            transformer = None
-            if name is not None:
-                # Earlier steps are fitted once per fold: the grid does not
-                # vary them.
-                transformer = clone(base_estimator[:-1])
-                start = time.time()
-                Z_train = transformer.fit_transform(X_train, y_train)
-                prefix_time = time.time() - start
-            else:
-                Z_train, prefix_time = X_train, 0.0
             folds.append(
-                (X_train, y_train, X_test, y_test, transformer, Z_train, prefix_time)
+                (X_train, y_train, X_test, y_test, *fit_prefix(X_train, y_train))
             )
 
         pairs = [(c, f) for c in range(len(candidates)) for f in range(len(splits))]
@@ -243,18 +260,12 @@ class _BatchedSearch:
             groups[group_key(models[key])].append(key)
         refit_data = None
         for c in self._refits_ahead(groups, models, prepared, len(y)):
-            # The whole data, through the earlier steps of a Pipeline fitted
-            # on it once. A refit whose preparation raises is refitted with
-            # fit, which raises as scikit-learn's does.
+            # A refit whose preparation raises is refitted with fit, which
+            # raises as scikit-learn's does.
             if refit_data is None:
-                start = time.time()
-                if name is None:
-                    refit_data = (None, X, 0.0)
-                else:
-                    transformer = clone(base_estimator[:-1])
-                    Z = transformer.fit_transform(X, y)
-                    refit_data = (transformer, Z, time.time() - start)
-            if prepare(c, None, refit_data[1], y, refit_data[2]):
+                refit_data = fit_prefix(X, y)
+            transformer, Z, prefix_time = refit_data
+            if prepare(c, None, Z, y, prefix_time):
                 groups[group_key(models[c, None])].append((c, None))
         for keys in groups.values():
             start = time.time()
@@ -269,7 +280,8 @@ class _BatchedSearch:
                 if bad:
                     sequential.append(k)
                 elif k[1] is None:
-                    refits[k[0]] = (models[k], fit_times[k], deferred[i])
+                    estimator = assembled(k[0], refit_data[0], models[k])
+                    refits[k[0]] = (estimator, fit_times[k], deferred[i])
             if self.verbose > 0:
                 ahead_here = len(deferred)
                 print(
@@ -277,12 +289,6 @@ class _BatchedSearch:
                     + (f", {ahead_here} of them refits ahead" if ahead_here else "")
                     + "."
                 )
-        for c in refits if name is not None else ():
-            estimator = clone(base_estimator).set_params(
-                **clone(candidates[c], safe=False)
-            )
-            estimator.steps = [*refit_data[0].steps, (name, refits[c][0])]
-            refits[c] = (estimator, *refits[c][1:])
         sequential = set(sequential)
 
         out = []
@@ -309,12 +315,7 @@ class _BatchedSearch:
                     )
                 )
                 continue
-            estimator = models[c, f]
-            if name is not None:
-                estimator = clone(base_estimator).set_params(
-                    **clone(candidates[c], safe=False)
-                )
-                estimator.steps = [*transformer.steps, (name, models[c, f])]
+            estimator = assembled(c, transformer, models[c, f])
             start = time.time()
             result = {
                 "fit_error": None,
