@@ -24,45 +24,38 @@ import warnings
 
 import numpy as np
 import sklearn.model_selection
+from bench import WORKLOADS
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedKFold
 from sklearn.neural_network import MLPClassifier
 
 from skdnn import DNNClassifier
 from skdnn.model_selection import GridSearchCV
 
-EPOCHS = 100
+# W4 is W1's data and network, from benchmarks/bench.py.
+W1 = WORKLOADS["W1"]
+EPOCHS = W1["epochs"]
 DROPOUT = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
 ALPHA = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 
 
-def _xor():
-    # The same data as benchmarks/bench.py's W1.
-    rng = np.random.default_rng(0)
-    X = rng.uniform(-1, 1, size=(1_000, 2))
-    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
-    return train_test_split(X, y, test_size=0.2, random_state=42)
+def _network(estimator):
+    # n_iter_no_change above the epoch budget: every fit runs every epoch.
+    return estimator(
+        W1["hidden"],
+        batch_size=W1["batch"],
+        max_iter=EPOCHS,
+        n_iter_no_change=EPOCHS + 1,
+        random_state=0,
+    )
 
 
 def _dnn():
-    # n_iter_no_change above the epoch budget: every fit runs every epoch.
-    return DNNClassifier(
-        (6, 4),
-        batch_size=32,
-        max_iter=EPOCHS,
-        n_iter_no_change=EPOCHS + 1,
-        random_state=0,
-    )
+    return _network(DNNClassifier)
 
 
 def _mlp():
-    return MLPClassifier(
-        (6, 4),
-        batch_size=32,
-        max_iter=EPOCHS,
-        n_iter_no_change=EPOCHS + 1,
-        random_state=0,
-    )
+    return _network(MLPClassifier)
 
 
 CONTENDERS = {
@@ -82,7 +75,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    X_train, X_test, y_train, y_test = _xor()
+    X_train, X_test, y_train, y_test = W1["data"]()
     cv = StratifiedKFold(5)
     times = {name: [] for name in CONTENDERS}
     scores = {}
