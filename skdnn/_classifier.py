@@ -899,7 +899,10 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         )
         result = None
         try:
-            with torch_threads(threads):
+            # numpy computes a narrow output layer's products (see
+            # skdnn._network.numpy_narrow), on one thread: its BLAS's threads
+            # would compete with torch's for the cores.
+            with torch_threads(threads), blas_threads(1):
                 result = fit_lbfgs(
                     weights=weights,
                     biases=biases,
@@ -1031,7 +1034,12 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = 0
         kept = lowest = None
         try:
-            with torch_threads(threads), blas_threads(threads):
+            # numpy's BLAS keeps to one thread: the batched trainer's
+            # products run there only where torch has one thread, and the
+            # loop's narrow output layers' products (see
+            # skdnn._network.numpy_narrow) are too small to share out, while
+            # its threads would compete with torch's for the cores.
+            with torch_threads(threads), blas_threads(1):
                 for _ in range(1 if incremental else self.max_iter):
                     # What a diverging epoch is undone to: one copy per epoch,
                     # and of the optimizer's state for partial_fit alone (fit
@@ -1363,7 +1371,9 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             device=weights[0].device,
             macs_per_step=min(X.shape[0], block_rows(units)) * macs,
         )
-        with torch_threads(threads):
+        # A narrow output layer's products go through numpy on one thread,
+        # as in fit.
+        with torch_threads(threads), blas_threads(1):
             return predict_logits(
                 weights,
                 biases,

@@ -13,6 +13,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import skdnn._batched
 import skdnn._classifier
+import skdnn._network
+import skdnn._training
 from skdnn import DNNClassifier
 from skdnn._network import MLPModule, dropout_masks, flatten_parameters, init_params
 from skdnn._training import (
@@ -351,17 +353,94 @@ def test_small_fits_keep_numpys_blas_to_one_thread(monkeypatch):
 
     def step(ws, views, *, softmax):
         if not seen:
-            seen.append(
-                [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-            )
+            seen.append(_blas_threads())
         return real(ws, views, softmax=softmax)
 
     monkeypatch.setattr(skdnn._batched, "_step", step)
     with threadpool_limits(2, user_api="blas"):
         DNNClassifier((6,), max_iter=1, random_state=0).fit(*_blobs())
-        after = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        after = _blas_threads()
     assert seen and all(n == 1 for n in seen[0])
     assert all(n == 2 for n in after)  # and the limit is lifted after the fit
+
+
+def _blas_threads():
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def _spy_numpy_narrow(monkeypatch, record):
+    """Record each product that numpy computes, through ``record(W)``."""
+    real = skdnn._network.numpy_narrow
+
+    def spy(h, W):
+        narrow = real(h, W)
+        if narrow:
+            record(W)
+        return narrow
+
+    monkeypatch.setattr(skdnn._network, "numpy_narrow", spy)
+    monkeypatch.setattr(skdnn._training, "numpy_narrow", spy)
+
+
+@pytest.mark.parametrize("width", [1, 2, 5, 32, 33])
+def test_narrow_layers_multiply_through_numpy_as_torch_does(monkeypatch, width):
+    # A layer of 2 to 32 units has its forward and weight-gradient products
+    # computed by numpy on the CPU; losses, gradients and logits equal
+    # torch's up to rounding.
+    module = make_network([6, 40, width, 3])
+    W, b = module.layers()
+    rng = np.random.RandomState(0)
+    X = torch.from_numpy(rng.normal(size=(50, 6)))
+    target = torch.from_numpy(rng.randint(3, size=50))
+    narrow = []
+    _spy_numpy_narrow(monkeypatch, lambda W: narrow.append(tuple(W.shape)))
+    results = []
+    for max_fan_out in (32, 0):
+        monkeypatch.setattr(skdnn._network, "_NUMPY_MAX_FAN_OUT", max_fan_out)
+        loss = backward(
+            weights=W,
+            biases=b,
+            X=X,
+            target=target,
+            sample_weight=None,
+            masks=None,
+            activation="relu",
+            alpha=1e-3,
+            out_activation="softmax",
+        )
+        grads = [p.grad.clone() for p in (*W, *b)]
+        logits = predict_logits(W, b, X.numpy(), activation="relu")
+        results.append((loss, grads, logits))
+    # With the rule on, each narrow layer's products through numpy: forward
+    # and weight gradient (from the last layer back) in backward, then
+    # forward in prediction.
+    layers = [(40, width)] if 2 <= width <= 32 else []
+    layers.append((width, 3))
+    assert narrow == layers + layers[::-1] + layers
+    (loss, grads, logits), (loss0, grads0, logits0) = results
+    torch.testing.assert_close(loss, loss0, rtol=1e-12, atol=0)
+    for grad, grad0 in zip(grads, grads0, strict=True):
+        torch.testing.assert_close(grad, grad0, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(logits, logits0, rtol=1e-12)
+
+
+def test_narrow_products_keep_numpys_blas_to_one_thread(monkeypatch):
+    # numpy's products in the loop's fits and in torch's prediction path run
+    # between torch's multi-threaded operations: BLAS threads of their own
+    # would compete with torch's for the cores.
+    seen = []
+    _spy_numpy_narrow(monkeypatch, lambda W: seen.append(_blas_threads()))
+    X, y = _blobs(n_classes=3)
+    with threadpool_limits(2, user_api="blas"):
+        # SGD trains through the loop; n_threads=2 predicts through torch.
+        model = DNNClassifier((8,), solver="sgd", max_iter=1, n_threads=2)
+        model.fit(X, y)
+        n_fit = len(seen)
+        model.predict_proba(X)
+        after = _blas_threads()
+    assert n_fit and len(seen) > n_fit
+    assert all(n == 1 for threads in seen for n in threads)
+    assert all(n == 2 for n in after)  # and the limit is lifted after each
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
