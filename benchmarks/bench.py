@@ -181,10 +181,14 @@ def _matmul_bound(spec, n_features, n_classes, n_samples, dtype):
         for a, b, out in products:
             torch.mm(a, b, out=out)
 
-    def seconds_per_call(fn, reps=200):
+    def seconds_per_call(fn, reps=50, blocks=5):
+        # The fastest of several blocks: on a shared machine, the others'
+        # load only ever slows a block down.
         for _ in range(20):
             fn()
-        return _timed(lambda: [fn() for _ in range(reps)]) / reps
+        return min(
+            _timed(lambda: [fn() for _ in range(reps)]) / reps for _ in range(blocks)
+        )
 
     steps = spec["epochs"] * -(-n_samples // batch)
     seconds = seconds_per_call(one_step) * steps
