@@ -181,12 +181,12 @@ def _matmul_bound(spec, n_features, n_classes, n_samples, dtype):
         for a, b, out in products:
             torch.mm(a, b, out=out)
 
-    def seconds_per_call(fn, reps=50, blocks=5):
-        # The fastest of several blocks: on a shared machine, the others'
-        # load only ever slows a block down.
+    def seconds_per_call(fn, reps=40, blocks=5):
+        # The median of several blocks, as the fits' times are medians: on
+        # a shared machine, both then see the others' load alike.
         for _ in range(20):
             fn()
-        return min(
+        return statistics.median(
             _timed(lambda: [fn() for _ in range(reps)]) / reps for _ in range(blocks)
         )
 
