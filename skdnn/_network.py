@@ -43,8 +43,9 @@ OUTPUT_PROBA_NUMPY = {
 # project's AMD EPYC (Zen 4), a (256, 256) batch times (256, 5) weights took
 # 50 to 85 us against 9, its weight gradient 55 to 95 against 9, (2000, 256)
 # times (256, 3) 321 against 85; at 32 columns numpy was still as fast or
-# faster, at 64 neither was. The output layer of a classifier is this narrow,
-# and so are small hidden layers: on the CPU these products go through numpy.
+# faster, at 64 each was the faster on some shapes. The output layer of a
+# classifier is this narrow, and so are small hidden layers: on the CPU these
+# products go through numpy.
 _NUMPY_MAX_FAN_OUT = 32
 
 
@@ -54,9 +55,10 @@ def numpy_narrow(h, W):
     True on the CPU for dense float ``h`` and weights of 2 to
     ``_NUMPY_MAX_FAN_OUT`` columns. A single column stays with torch, whose
     products with it were as fast as numpy's. The input gradient ``delta @
-    W.T`` always does: its result is wide, and OpenBLAS's outer product with
-    one column was 10 times slower than torch's. The caller keeps numpy's BLAS
-    to one thread, whose threads would compete with torch's for the cores.
+    W.T`` stays with torch for every layer: its result is wide, and
+    OpenBLAS's outer product with one column was 10 times slower than
+    torch's. The caller keeps numpy's BLAS to one thread, whose threads would
+    compete with torch's for the cores.
     """
     return (
         h.device.type == "cpu"

@@ -397,18 +397,7 @@ def test_narrow_layers_multiply_through_numpy_as_torch_does(monkeypatch, width):
     results = []
     for max_fan_out in (32, 0):
         monkeypatch.setattr(skdnn._network, "_NUMPY_MAX_FAN_OUT", max_fan_out)
-        loss = backward(
-            weights=W,
-            biases=b,
-            X=X,
-            target=target,
-            sample_weight=None,
-            masks=None,
-            activation="relu",
-            alpha=1e-3,
-            out_activation="softmax",
-        )
-        grads = [p.grad.clone() for p in (*W, *b)]
+        loss, grads = gradients(module, X, target, None, None)
         logits = predict_logits(W, b, X.numpy(), activation="relu")
         results.append((loss, grads, logits))
     # With the rule on, each narrow layer's products through numpy: forward
