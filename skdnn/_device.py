@@ -5,6 +5,7 @@
 
 import contextlib
 import re
+import threading
 import warnings
 
 import torch
@@ -190,6 +191,23 @@ def _blas_controller():
     return _BLAS[0]
 
 
+# The BLAS limit is process-wide, and fits and predictions may run in several
+# Python threads at once: restoring, at each block's end, the counts found at
+# its start could leave the limit of a block that ended later in place for
+# good (A limits to 1, B finds 1, A restores, B restores 1). The blocks
+# running now share one limit, the smallest they ask for, and the last to end
+# restores the counts from before the first.
+_BLAS_LOCK = threading.Lock()
+_BLAS_ACTIVE = []  # the limit each running block asked for
+_BLAS_ORIGINAL = []  # the limiter that restores the counts before the first
+
+
+def _set_blas_limit(n, *, first):
+    limiter = _blas_controller().limit(limits=n, user_api="blas")
+    if first:
+        _BLAS_ORIGINAL.append(limiter)
+
+
 @contextlib.contextmanager
 def blas_threads(n):
     """Run the block with numpy's BLAS on at most ``n`` threads (None: as it is).
@@ -197,10 +215,25 @@ def blas_threads(n):
     Training runs its small matrix products through numpy (see
     ``skdnn._batched``) where it runs torch on one thread; its BLAS must keep
     to one thread too, or its threads compete with torch's and with other
-    processes. The limit is process-wide, as BLAS libraries keep it.
+    processes. The limit is process-wide, as BLAS libraries keep it: blocks
+    running in several Python threads at once share the smallest limit any
+    of them asks for, and the counts from before the first are restored when
+    the last ends. Safe to enter from several Python threads at once.
     """
     if n is None:
         yield
         return
-    with _blas_controller().limit(limits=n, user_api="blas"):
+    with _BLAS_LOCK:
+        _BLAS_ACTIVE.append(n)
+        if len(_BLAS_ACTIVE) == 1 or n < min(_BLAS_ACTIVE[:-1]):
+            _set_blas_limit(n, first=len(_BLAS_ACTIVE) == 1)
+    try:
         yield
+    finally:
+        with _BLAS_LOCK:
+            before = min(_BLAS_ACTIVE)
+            _BLAS_ACTIVE.remove(n)
+            if not _BLAS_ACTIVE:
+                _BLAS_ORIGINAL.pop().restore_original_limits()
+            elif min(_BLAS_ACTIVE) > before:
+                _set_blas_limit(min(_BLAS_ACTIVE), first=False)

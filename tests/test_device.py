@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import make_classification
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import skdnn._device as device_module
 from skdnn import DNNClassifier
-from skdnn._device import n_threads_for, resolve_device
+from skdnn._device import blas_threads, n_threads_for, resolve_device
 
 CONVERGENCE = "ignore::sklearn.exceptions.ConvergenceWarning"
 
@@ -200,3 +201,31 @@ def test_large_network_keeps_torch_threads(two_threads_recorded):
     DNNClassifier((300, 300), max_iter=1).fit(X, y)
     assert two_threads_recorded == []
     assert torch.get_num_threads() == 2
+
+
+def _blas_counts():
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_blas_limits_of_overlapping_blocks_restore_the_counts_from_before():
+    # Blocks in several Python threads overlap in any order; the BLAS limit
+    # is process-wide. Here the first block ends while the second runs.
+    with threadpool_limits(3, user_api="blas"):
+        first, second = blas_threads(2), blas_threads(1)
+        first.__enter__()
+        assert set(_blas_counts()) == {2}
+        second.__enter__()  # the smallest limit holds while both run
+        assert set(_blas_counts()) == {1}
+        first.__exit__(None, None, None)
+        assert set(_blas_counts()) == {1}
+        second.__exit__(None, None, None)
+        assert set(_blas_counts()) == {3}
+        # A larger limit ending last: the smaller one holds until it ends.
+        first, second = blas_threads(1), blas_threads(2)
+        first.__enter__()
+        second.__enter__()
+        assert set(_blas_counts()) == {1}
+        first.__exit__(None, None, None)
+        assert set(_blas_counts()) == {2}
+        second.__exit__(None, None, None)
+        assert set(_blas_counts()) == {3}
