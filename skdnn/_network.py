@@ -41,12 +41,14 @@ OUTPUT_PROBA_NUMPY = {
 # torch's CPU builds multiply through MKL, which on some CPUs takes several
 # times OpenBLAS's (numpy's) time for a product with a few columns: on this
 # project's AMD EPYC (Zen 4), a (256, 256) batch times (256, 5) weights took
-# 50 to 85 us against 9, its weight gradient 55 to 95 against 9, (2000, 256)
-# times (256, 3) 321 against 85; at 32 columns numpy was still as fast or
-# faster, at 64 each was the faster on some shapes. The output layer of a
-# classifier is this narrow, and so are small hidden layers: on the CPU these
-# products go through numpy.
-_NUMPY_MAX_FAN_OUT = 32
+# 50 to 85 us against 9, its weight gradient 55 to 95 against 9. With numpy
+# on one thread (as it runs there) against torch on two, the two products
+# together took 8 to 36 us against 82 to 127 for 2 to 11 columns, and 216 to
+# 537 against 637 to 1005 for 2000 rows; from 12 columns on, MKL was the
+# faster on 2000 rows (369 against 486), and at 16, 24 or 32 on both. The
+# output layer of a classifier is this narrow, and so are small hidden
+# layers: on the CPU these products go through numpy.
+_NUMPY_MAX_FAN_OUT = 11
 
 
 def numpy_narrow(h, W):
