@@ -47,26 +47,38 @@ OUTPUT_PROBA_NUMPY = {
 # 537 against 637 to 1005 for 2000 rows; from 12 columns on, MKL was the
 # faster on 2000 rows (369 against 486), and at 16, 24 or 32 on both. The
 # output layer of a classifier is this narrow, and so are small hidden
-# layers: on the CPU these products go through numpy.
+# layers: on the CPU these products go through numpy, where they are large
+# enough. Below 2**18 multiply-adds, numpy's per-call costs, and torch's
+# operations slowed after numpy's calls, took more than MKL's slowness
+# saved: with every narrow product through numpy, SGD fits took 0.54 s
+# against 0.42 (W1's 2-6-4-1, batches of 32) and 0.19 against 0.17 (digits,
+# a (64, 64) batch times (64, 10) weights), and fits with 82 and 164
+# thousand multiply-adds an output product gained nothing; W3's 327
+# thousand gained 8 to 85 us a step.
 _NUMPY_MAX_FAN_OUT = 11
+_NUMPY_MIN_MACS = 2**18
 
 
 def numpy_narrow(h, W):
     """Whether ``h @ W`` and the weight gradient ``h.T @ delta`` go through numpy.
 
     True on the CPU for dense float ``h`` and weights of 2 to
-    ``_NUMPY_MAX_FAN_OUT`` columns. A single column stays with torch, whose
+    ``_NUMPY_MAX_FAN_OUT`` columns, for products of at least
+    ``_NUMPY_MIN_MACS`` multiply-adds. A single column stays with torch, whose
     products with it were as fast as numpy's. The input gradient ``delta @
     W.T`` stays with torch for every layer: its result is wide, and
     OpenBLAS's outer product with one column was 10 times slower than
     torch's. The caller keeps numpy's BLAS to one thread, whose threads would
     compete with torch's for the cores.
     """
+    # The shapes first: every step of a small network asks, and they decide.
+    n_rows, (fan_in, fan_out) = h.shape[0], W.shape
     return (
-        h.device.type == "cpu"
+        2 <= fan_out <= _NUMPY_MAX_FAN_OUT
+        and n_rows * fan_in * fan_out >= _NUMPY_MIN_MACS
+        and h.device.type == "cpu"
         and h.layout == torch.strided
         and h.dtype in (torch.float32, torch.float64)
-        and 2 <= W.shape[1] <= _NUMPY_MAX_FAN_OUT
     )
 
 

@@ -394,6 +394,8 @@ def test_narrow_layers_multiply_through_numpy_as_torch_does(monkeypatch, width):
     target = torch.from_numpy(rng.randint(3, size=50))
     narrow = []
     _spy_numpy_narrow(monkeypatch, lambda W: narrow.append(tuple(W.shape)))
+    # Products this small stay with torch in a fit (see the next test).
+    monkeypatch.setattr(skdnn._network, "_NUMPY_MIN_MACS", 1)
     results = []
     for max_fan_out in (11, 0):
         monkeypatch.setattr(skdnn._network, "_NUMPY_MAX_FAN_OUT", max_fan_out)
@@ -413,12 +415,22 @@ def test_narrow_layers_multiply_through_numpy_as_torch_does(monkeypatch, width):
     np.testing.assert_allclose(logits, logits0, rtol=1e-12)
 
 
+@pytest.mark.parametrize("n_rows", [255, 256])
+def test_narrow_products_below_2_to_the_18_multiply_adds_stay_with_torch(n_rows):
+    # numpy's per-call costs outweigh MKL's slowness on small products.
+    h, W = torch.zeros(n_rows, 256), torch.zeros(256, 4)
+    assert skdnn._network.numpy_narrow(h, W) == (n_rows * 256 * 4 >= 2**18)
+    assert not skdnn._network.numpy_narrow(h.to_sparse(), W)
+    assert not skdnn._network.numpy_narrow(h, torch.zeros(256, 12))
+
+
 def test_narrow_products_keep_numpys_blas_to_one_thread(monkeypatch):
     # numpy's products in the loop's fits and in torch's prediction path run
     # between torch's multi-threaded operations: BLAS threads of their own
     # would compete with torch's for the cores.
     seen = []
     _spy_numpy_narrow(monkeypatch, lambda W: seen.append(_blas_threads()))
+    monkeypatch.setattr(skdnn._network, "_NUMPY_MIN_MACS", 1)
     X, y = _blobs(n_classes=3)
     with threadpool_limits(2, user_api="blas"):
         # SGD trains through the loop; n_threads=2 predicts through torch.
