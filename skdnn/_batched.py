@@ -31,8 +31,9 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
+from ._compat import has_fused_adam, log_softmax_into, threshold_backward
 from ._device import blas_threads, n_threads_for, torch_threads
-from ._network import ACTIVATIONS_INPLACE, flatten_parameters
+from ._network import ACTIVATIONS_INPLACE, dropout_threshold, flatten_parameters
 from ._training import (
     _ACTIVATION_BACKWARD_INPLACE,
     fused_adam_kernel,
@@ -672,9 +673,6 @@ def _by_columns(rows, inner, cols, device, *, numpy_products=False):
     )
 
 
-_THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.grad_input
-
-
 def _product(a, a_columns, b, b_rows, *, bias, out):
     """``bias + a @ b`` into ``out``, by bmm or by columns of ``a``.
 
@@ -927,7 +925,7 @@ class _EpochMasks:
         ]
         most_blocks = max(len(plan) for plan in plans)
         self.masks, self.regions, self.draws, self.gathers = {}, {}, [], []
-        thresholds = {}
+        thresholds, scales = {}, {}
         spans_of, direct_of = [], []
         for i in self.layers:
             # Room for the grid's units, and for each block's draw rounding
@@ -939,8 +937,10 @@ class _EpochMasks:
             self.masks[i] = torch.ones((S, M, widths[i], B), dtype=dtype, device=device)
             # A unit is kept where its 16 bits, as a signed integer, reach
             # its model's threshold: dropped with probability p.
-            dropped = np.minimum(np.round(rates[:, i] * 65536), 65535)
-            thresholds[i] = dropped - 32768
+            dropped, scales[i] = zip(
+                *(dropout_threshold(rate) for rate in rates[:, i]), strict=True
+            )
+            thresholds[i] = np.array(dropped) - 32768
         for m in range(M):
             b, dropped = int(batch[m]), np.flatnonzero(rates[m])
             direct = b == B and all(
@@ -993,7 +993,7 @@ class _EpochMasks:
 
         self.scalings = [
             (self.masks[i], per_model(thresholds[i]),
-             per_model(1.0 / (1.0 - rates[:, i])))
+             per_model(scales[i]))
             for i in self.layers
         ]  # fmt: skip
         # Each model's bits of a layer, read as its grid's units in the
@@ -1120,14 +1120,14 @@ def _step(ws, views, *, softmax):
             ws.act(out)
         elif ws.gated:
             gate = ws.gates[i]
-            _THRESHOLD_BACKWARD(mask, out, 0, grad_input=gate)
+            threshold_backward(mask, out, 0, grad_input=gate)
             torch.mul(out, gate, out=ws.masked[i])
         else:
             torch.mul(ws.act(out), mask, out=ws.masked[i])
         h, rows, h_np = ws.inputs[i], ws.input_rows[i], ws.inputs_np[i]
     delta = ws.delta
     if softmax:
-        torch.ops.aten._log_softmax.out(views.logits, 1, False, out=delta).exp_()
+        log_softmax_into(views.logits, 1, out=delta).exp_()
         delta.scatter_add_(1, views.target, ws.minus_ones)
     else:
         torch.sigmoid(views.logits, out=delta).sub_(views.target)
@@ -1212,7 +1212,7 @@ def make_adam(
     """
     M = flat.shape[0]
     if fused is None:
-        fused = hasattr(torch, "_fused_adam_") and flat.device.type in ("cpu", "cuda")
+        fused = has_fused_adam() and flat.device.type in ("cpu", "cuda")
     if state is not None:
         exp_avg, exp_avg_sq, step = state
         exp_avg, exp_avg_sq = exp_avg.view(1, -1), exp_avg_sq.view(1, -1)

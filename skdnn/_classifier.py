@@ -23,6 +23,16 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._batched import Trainer, uses_numpy_products
+from ._compat import (
+    Interval,
+    Options,
+    StrOptions,
+    _check_feature_names,
+    _check_n_features,
+    _check_partial_fit_first_call,
+    _check_sample_weight,
+    _fit_context,
+)
 from ._device import (
     blas_threads,
     check_device,
@@ -38,16 +48,6 @@ from ._network import (
     flatten_parameters,
     init_params,
     is_flattened,
-)
-from ._sklearn_private import (
-    Interval,
-    Options,
-    StrOptions,
-    _check_feature_names,
-    _check_n_features,
-    _check_partial_fit_first_call,
-    _check_sample_weight,
-    _fit_context,
 )
 from ._training import (
     Workspace,
@@ -199,6 +199,56 @@ def _restore_training_snapshot(flat, optimizer, snapshot):
                 value.zero_()
             else:
                 value.copy_(saved[key])
+
+
+def _rollback_point(estimator):
+    """A function that puts ``estimator`` back as it is now.
+
+    The attributes, and what a fit changes in place: the contents of the
+    lists (loss curves), the network's parameters (their tensors, so that
+    they are views of the flat buffer again, and their values), its dropout
+    rates, and the optimizer's state and learning rates.
+    """
+    attributes = dict(estimator.__dict__)
+    lists = {k: list(v) for k, v in attributes.items() if isinstance(v, list)}
+    module = attributes.get("module_")
+    params, dropout = [], None
+    if module is not None:
+        params = [(p, p.data, p.detach().clone()) for p in module.parameters()]
+        dropout = module.dropout
+    optimizer = attributes.get("_optimizer")
+    if optimizer is not None:
+        # The state's own tensors, to put back, and their values.
+        saved_state = {param: dict(state) for param, state in optimizer.state.items()}
+        saved_values = [
+            (v, v.clone())
+            for state in saved_state.values()
+            for v in state.values()
+            if isinstance(v, torch.Tensor)
+        ]
+        rates = [group["lr"] for group in optimizer.param_groups]
+
+    def restore():
+        estimator.__dict__.clear()
+        estimator.__dict__.update(attributes)
+        for name, values in lists.items():
+            attributes[name][:] = values
+        with torch.no_grad():
+            for param, data, values in params:
+                param.data = data
+                data.copy_(values)
+        if module is not None:
+            module.dropout = dropout
+        if optimizer is not None:
+            optimizer.state.clear()
+            optimizer.state.update(saved_state)
+            with torch.no_grad():
+                for tensor, values in saved_values:
+                    tensor.copy_(values)
+            for group, rate in zip(optimizer.param_groups, rates, strict=True):
+                group["lr"] = rate
+
+    return restore
 
 
 class DNNClassifier(ClassifierMixin, BaseEstimator):
@@ -423,7 +473,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
     >>> clf.predict(X_test[:5])
     array([1, 1, 1, 0, 0])
     >>> clf.predict_proba(X_test[:1])
-    array([[0.112, 0.888]])
+    array([[0.108, 0.892]])
     >>> clf.score(X_test, y_test)
     1.0
     """
@@ -583,15 +633,16 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
     def _fit(self, X, y, sample_weight, *, incremental, classes=None):
-        # A fit that fails (bad input, say) leaves a fitted model exactly as
-        # it was: validation sets attributes such as n_features_in_ before it
-        # can know that y is bad.
-        snapshot = dict(self.__dict__)
+        # A fit that fails leaves a fitted model exactly as it was: on bad
+        # input (validation sets attributes such as n_features_in_ before it
+        # can know that y is bad), and on an error in mid-training, which
+        # has changed the weights, the optimizer's state and the curves in
+        # place. A Ctrl-C in training is no failure: the fit keeps its epochs.
+        restore = _rollback_point(self)
         try:
             return self._fit_checked(X, y, sample_weight, incremental, classes)
         except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(snapshot)
+            restore()
             raise
 
     def _fit_checked(self, X, y, sample_weight, incremental, classes):
@@ -1197,6 +1248,17 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         if sample_weight is None:
             parts += [None, None]
         X, X_val, target, t_val, sample_weight, sw_val = parts
+        if sw_val is not None and not sw_val.sum() > 0:
+            # Every validation score would be 0 / 0: early stopping would
+            # keep the initial weights without a word.
+            raise ValueError(
+                f"The sample weights of the validation split "
+                f"(validation_fraction={self.validation_fraction}, "
+                f"{len(sw_val)} samples) sum to 0, so early stopping has no "
+                "score to follow. Give these samples weight, change "
+                "random_state or validation_fraction, or set "
+                "early_stopping=False."
+            )
         return X, target, sample_weight, (X_val, t_val, sw_val)
 
     def _record_validation(self, weights, biases, X_val, t_val, sw_val):

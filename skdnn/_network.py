@@ -11,6 +11,8 @@ import numpy as np
 import scipy.special
 import torch
 
+from ._compat import parameter_values
+
 ACTIVATIONS = {
     "identity": lambda z: z,
     "logistic": torch.sigmoid,
@@ -190,11 +192,26 @@ def forward(weights, biases, X, *, activation, masks=None, inplace=False, out=No
     return h
 
 
+def dropout_threshold(rate):
+    """How a unit is dropped at ``rate``: ``(dropped, scale)``.
+
+    A unit's 16 random bits drop it for ``dropped`` of their 65536 values, so
+    the rate applied is ``dropped / 65536``; kept units are scaled by the
+    inverse of the kept fraction of that rate, not of ``rate`` itself, so that
+    a unit's expected activation is its activation at prediction time for
+    every rate (1 / (1 - rate) overshot by half at rate 0.99999, where the
+    applied rate is 65535 / 65536).
+    """
+    dropped = min(round(rate * 65536), 65535)
+    return dropped, 65536.0 / (65536 - dropped)
+
+
 def dropout_masks(*, n_samples, widths, rates, generator, dtype, device, out=None):
     """Draw inverted-dropout masks for a block of rows.
 
-    Each unit is dropped with probability ``p`` (rounded to a multiple of
-    2**-16) and each kept unit is scaled by ``1 / (1 - p)``, so that a unit's
+    Each unit is dropped with probability ``p`` rounded to a multiple of
+    2**-16 and each kept unit is scaled by ``1 / (1 - p)`` of that rounded
+    ``p`` (see :func:`dropout_threshold`), so that a unit's
     expected activation while training equals its activation at prediction
     time, where dropout is the identity.
 
@@ -237,12 +254,11 @@ def dropout_masks(*, n_samples, widths, rates, generator, dtype, device, out=Non
         # when its bits, read as a signed 16-bit integer, reach a threshold
         # that drops round(65536 p) of the 65536 values.
         bits.random_(-(2**63), None, generator=generator)
-        dropped = min(round(rate * 65536), 65535)
+        dropped, scale = dropout_threshold(rate)
         units = bits.view(torch.int16)[:n_values].view(n_samples, width)
         # In place after one cast: comparing straight into ``mask`` would go
-        # through a temporary. The scale is applied in ``dtype``: kept units
-        # are exactly 1 / (1 - p).
-        mask.copy_(units).ge_(dropped - 32768).mul_(1.0 / (1.0 - rate))
+        # through a temporary. The scale is applied in ``dtype``.
+        mask.copy_(units).ge_(dropped - 32768).mul_(scale)
         masks.append(mask)
     return masks
 
@@ -359,12 +375,7 @@ class MLPModule(torch.nn.Module):
         layer's arithmetic, so the training and prediction loops take the
         parameters out once.
         """
-        # The lists' own dicts, in index order: iterating a ParameterList
-        # goes through nn.Module.__getattr__ per item, 16 us for six.
-        return (
-            tuple(self.weights._parameters.values()),
-            tuple(self.biases._parameters.values()),
-        )
+        return parameter_values(self.weights), parameter_values(self.biases)
 
     def forward(self, X):
         """Return the logits of the output layer for a batch ``X``."""

@@ -16,6 +16,13 @@ import scipy.sparse
 import torch
 from torch.nn import functional as F
 
+from ._compat import (
+    fused_adam,
+    has_fused_adam,
+    sigmoid_backward,
+    tanh_backward,
+    threshold_backward,
+)
 from ._network import (
     ACTIVATIONS_INPLACE,
     ACTIVATIONS_NUMPY_INPLACE,
@@ -193,7 +200,7 @@ def is_plain_fused_adam(optimizer):
     group = optimizer.param_groups[0]
     return bool(
         type(optimizer) is torch.optim.Adam
-        and hasattr(torch, "_fused_adam_")
+        and has_fused_adam()
         and len(optimizer.param_groups) == 1
         and len(group["params"]) == 1
         and group.get("fused")
@@ -237,7 +244,7 @@ def fused_adam_kernel(tensors, lr, beta_1, beta_2, eps):
     second moments, (no AMSGrad maxima) and step counts, already advanced.
     No weight decay, AMSGrad or maximization: skdnn's Adam has none.
     """
-    torch._fused_adam_(
+    fused_adam(
         *tensors,
         lr=lr,
         beta1=beta_1,
@@ -423,15 +430,9 @@ def dropout_mask_batches(
 # incoming gradient: torch's own backward kernels, one operation each.
 _ACTIVATION_BACKWARD_INPLACE = {
     "identity": lambda grad, out: grad,
-    "logistic": lambda grad, out: torch.ops.aten.sigmoid_backward.grad_input(
-        grad, out, grad_input=grad
-    ),
-    "tanh": lambda grad, out: torch.ops.aten.tanh_backward.grad_input(
-        grad, out, grad_input=grad
-    ),
-    "relu": lambda grad, out: torch.ops.aten.threshold_backward.grad_input(
-        grad, out, 0, grad_input=grad
-    ),
+    "logistic": lambda grad, out: sigmoid_backward(grad, out, grad_input=grad),
+    "tanh": lambda grad, out: tanh_backward(grad, out, grad_input=grad),
+    "relu": lambda grad, out: threshold_backward(grad, out, 0, grad_input=grad),
 }
 
 

@@ -247,14 +247,21 @@ DERIVATIVE = {
 }
 
 
+def applied_rate(rate):
+    """The rate skdnn drops units at: ``rate`` to the nearest multiple of 2**-16,
+    at most 65535 / 65536 (each unit's 16 random bits decide)."""
+    return min(round(rate * 65536), 65535) / 65536
+
+
 def reference_scaled_masks(problem):
-    """Inverted dropout from the definition: kept units times 1 / (1 - p).
+    """Inverted dropout from the definition: kept units times 1 / (1 - p), p the
+    applied rate.
 
     Only *which* units skdnn dropped is taken from its masks; the scale is the
     oracle's own, so a wrong scale in skdnn shows up as a wrong gradient.
     """
     return [
-        None if m is None else (m != 0) / (1.0 - rate)
+        None if m is None else (m != 0) / (1.0 - applied_rate(rate))
         for m, rate in zip(problem.masks, problem.spec.dropout, strict=True)
     ]
 
@@ -678,7 +685,7 @@ def test_dropout_keeps_the_expected_activation(spec):
             assert mask is None
             continue
         mask = mask.numpy()
-        scale = 1.0 / (1.0 - rate)
+        scale = 1.0 / (1.0 - applied_rate(rate))
         assert np.all((mask == 0) | np.isclose(mask, scale, rtol=1e-12, atol=0))
         bound = scale * math.sqrt(math.log(2 * n_units / FALSE_ALARM) / (2 * len(mask)))
         deviation = np.abs(mask.mean(axis=0) - 1.0).max()

@@ -874,3 +874,81 @@ def test_prediction_of_an_array_warns_a_model_fitted_with_feature_names():
     clf = _fitted(pd.DataFrame(X, columns=list("abcd")), y)
     with pytest.warns(UserWarning, match="X does not have valid feature names"):
         clf.predict_proba(X)
+
+
+def _raising_after_one_epoch(monkeypatch):
+    """Make the second epoch of every fit fail after it has trained."""
+    real = skdnn._classifier.run_epoch
+    calls = []
+
+    def run_epoch(**kwargs):
+        loss = real(**kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("failed in mid-training")
+        return loss
+
+    monkeypatch.setattr(skdnn._classifier, "run_epoch", run_epoch)
+
+
+@pytest.mark.parametrize(
+    "how, params",
+    [
+        ("partial_fit", dict(solver="sgd", learning_rate="invscaling")),
+        ("partial_fit", dict(solver="adam")),
+        ("warm_start", dict(solver="adam", warm_start=True)),
+        ("warm_start", dict(solver="sgd", warm_start=True, early_stopping=True)),
+    ],
+)
+@pytest.mark.filterwarnings(CONVERGENCE)
+def test_error_in_mid_training_leaves_the_model_as_it_was(how, params, monkeypatch):
+    X, y = _data(n_samples=100)
+    clf = DNNClassifier((8,), batch_size=10, max_iter=3, random_state=0, **params)
+    if how == "partial_fit":
+        clf.partial_fit(X, y, classes=[0, 1])
+        clf.partial_fit(X, y)
+    else:
+        clf.fit(X, y)
+    before = pickle.loads(pickle.dumps(clf))
+    _raising_after_one_epoch(monkeypatch)
+    with pytest.raises(RuntimeError, match="mid-training"):
+        if how == "partial_fit":
+            clf.partial_fit(X, y)
+            clf.partial_fit(X, y)
+        else:
+            clf.fit(X, y)
+    if how == "partial_fit":
+        # The first call completed: the comparison is with after it.
+        before.partial_fit(X, y)
+    _assert_same_weights(clf, before)
+    for name in ("t_", "n_iter_", "loss_curve_", "validation_scores_"):
+        assert getattr(clf, name) == getattr(before, name), name
+    # The optimizer's state and learning rate went back too: the models take
+    # the same steps from here.
+    monkeypatch.undo()
+    for model in (clf, before):
+        if how == "partial_fit":
+            model.partial_fit(X, y)
+        else:
+            model.fit(X, y)
+    _assert_same_weights(clf, before)
+
+
+def test_validation_split_of_zero_weight_is_refused_before_any_work():
+    X, y = _data(n_samples=100)
+    # One sample of each class weighs 1, the others 0: a validation split of
+    # a tenth then mostly holds weight 0 alone, and its score would be 0 / 0.
+    weight = np.zeros(len(y))
+    weight[np.flatnonzero(y == 0)[:1]] = weight[np.flatnonzero(y == 1)[:1]] = 1
+    refused = 0
+    for seed in range(10):
+        clf = DNNClassifier((4,), early_stopping=True, random_state=seed)
+        try:
+            clf.fit(X, y, sample_weight=weight)
+        except ValueError as error:
+            assert "validation split" in str(error) and "sum to 0" in str(error)
+            assert not hasattr(clf, "module_")
+            refused += 1
+        else:
+            assert np.isfinite(clf.validation_scores_).all()
+    assert refused

@@ -247,7 +247,8 @@ def test_masks_keep_each_unit_with_probability_one_minus_rate():
     kept = (masks > 0).double().mean().item()
     # Hoeffding: P(|kept - 0.7| > 0.005) <= 2 exp(-2 * 1e6 * 0.005^2) ~ 4e-22.
     assert abs(kept - 0.7) < 0.005
-    assert masks.max().item() == 1.0 / 0.7
+    # 0.3 applied as round(0.3 * 65536) / 65536 = 19661 / 65536.
+    assert masks.max().item() == 65536 / (65536 - 19661)
 
 
 @pytest.mark.parametrize("n_samples", [1, 7, 300])
@@ -486,3 +487,36 @@ def test_fits_whose_epoch_masks_would_be_large_train_with_the_loop(monkeypatch):
     large = DNNClassifier(**params).fit(X, y)
     assert len(epochs) == 3
     _assert_same_model(small, large)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.99999])
+def test_dropout_keeps_each_units_expected_activation_at_any_rate(rate):
+    # The drop probability is rounded to a multiple of 2**-16; kept units
+    # are scaled by the rounded rate's kept fraction, so that the scale times
+    # the fraction kept is exactly 1. Near 1 the unrounded scale is far off:
+    # at 0.99999, 1 / (1 - rate) = 100000 against 65536.
+    dropped = min(round(rate * 65536), 65535)
+    kept_fraction = (65536 - dropped) / 65536
+    (mask,) = dropout_masks(
+        n_samples=65536,
+        widths=[4],
+        rates=[rate],
+        generator=torch.Generator().manual_seed(0),
+        dtype=torch.float64,
+        device=torch.device("cpu"),
+    )
+    values = mask.unique().tolist()
+    assert values[0] == 0.0
+    assert len(values) == 2 and values[1] * kept_fraction == pytest.approx(1, 1e-15)
+    # The batched trainer's masks, of one model of the same rate, scale alike.
+    layout = skdnn._batched.batch_layout(np.array([64]), np.array([64]))
+    epoch = skdnn._batched._EpochMasks(
+        layout=layout,
+        batch=np.array([64]),
+        widths=[4],
+        rates=np.array([[rate]]),
+        generators=[torch.Generator().manual_seed(0)],
+        dtype=torch.float64,
+    )
+    epoch.draw(np.ones(1, dtype=bool))
+    assert set(epoch.masks[0].unique().tolist()) <= {0.0, values[1]}

@@ -34,7 +34,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils import check_random_state
 
-from .._sklearn_private import Interval, validate_params
+from .._compat import Interval, validate_params
 
 # Half-width of the Playground's square of XOR points, and how far it pushes
 # each coordinate away from 0 so that no point sits on an axis.

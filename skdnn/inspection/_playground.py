@@ -15,7 +15,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch, check_random_state
 
 from .._classifier import DNNClassifier
-from .._sklearn_private import HasMethods, Interval, validate_params
+from .._compat import HasMethods, Interval, validate_params
 from ..datasets import make_circle, make_spiral, make_xor
 from ._colors import BLUE, ORANGE, diverging_cmap
 

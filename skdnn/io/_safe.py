@@ -27,9 +27,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import __version__
 from .._classifier import _OUT_ACTIVATION, DNNClassifier
+from .._compat import HasMethods, validate_params
 from .._device import check_device, device_for_loading, resolve_device
 from .._network import ACTIVATIONS, MLPModule
-from .._sklearn_private import HasMethods, validate_params
 
 _FORMAT = "skdnn-model"
 _FORMAT_VERSION = 1

@@ -28,7 +28,7 @@ from .._classifier import DNNClassifier
 
 # scikit-learn's private search machinery: cv_results_ are built by the same
 # code as scikit-learn's, so they have the same keys.
-from .._sklearn_private import (
+from .._compat import (
     _fit_and_score,
     _fit_context,
     _insert_error_scores,

@@ -1,0 +1,136 @@
+"""The private names of scikit-learn and torch that skdnn uses, in this one place.
+
+A release of either that moves one of them then breaks this file alone.
+torch's private operations are looked up without failing: where this torch
+lacks one, the function that wraps it computes the same with public API
+(``tests/test_compat.py`` runs fits both ways).
+"""
+
+# Authors: The skdnn developers
+# SPDX-License-Identifier: BSD-3-Clause
+
+import torch
+from sklearn.base import _fit_context
+from sklearn.model_selection._validation import (
+    _fit_and_score,
+    _insert_error_scores,
+    _score,
+    _warn_or_raise_about_fit_failures,
+)
+from sklearn.utils import _safe_indexing
+from sklearn.utils._metadata_requests import _routing_enabled
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    Options,
+    StrOptions,
+    validate_params,
+)
+from sklearn.utils.multiclass import _check_partial_fit_first_call
+from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_n_features,
+    _check_sample_weight,
+    _num_samples,
+)
+
+
+def _aten(name, overload):
+    """torch's aten operation ``name.overload``, or None where torch lacks it."""
+    try:
+        return getattr(getattr(torch.ops.aten, name), overload)
+    except (AttributeError, RuntimeError):
+        return None
+
+
+# The gradient kernels write into a given tensor in one operation; the public
+# expressions take two or three.
+_THRESHOLD_BACKWARD = _aten("threshold_backward", "grad_input")
+_SIGMOID_BACKWARD = _aten("sigmoid_backward", "grad_input")
+_TANH_BACKWARD = _aten("tanh_backward", "grad_input")
+# torch.log_softmax(out=...) goes through Python argument parsing that
+# the aten overload skips.
+_LOG_SOFTMAX_OUT = _aten("_log_softmax", "out")
+# The kernel that Adam(fused=True).step ends in, called directly (see
+# skdnn._training.make_step).
+_FUSED_ADAM = getattr(torch, "_fused_adam_", None)
+
+
+def threshold_backward(grad, output, threshold, *, grad_input):
+    """``grad`` where ``output > threshold``, else 0, into ``grad_input``."""
+    if _THRESHOLD_BACKWARD is not None:
+        return _THRESHOLD_BACKWARD(grad, output, threshold, grad_input=grad_input)
+    zero = torch.zeros((), dtype=grad.dtype, device=grad.device)
+    return torch.where(output > threshold, grad, zero, out=grad_input)
+
+
+def sigmoid_backward(grad, output, *, grad_input):
+    """The logistic function's gradient from its ``output``, into ``grad_input``."""
+    if _SIGMOID_BACKWARD is not None:
+        return _SIGMOID_BACKWARD(grad, output, grad_input=grad_input)
+    return torch.mul(grad, (1 - output) * output, out=grad_input)
+
+
+def tanh_backward(grad, output, *, grad_input):
+    """tanh's gradient from its ``output``, into ``grad_input``."""
+    if _TANH_BACKWARD is not None:
+        return _TANH_BACKWARD(grad, output, grad_input=grad_input)
+    return torch.mul(grad, 1 - output * output, out=grad_input)
+
+
+def log_softmax_into(logits, dim, *, out):
+    """``log_softmax(logits, dim)`` written into ``out``."""
+    if _LOG_SOFTMAX_OUT is not None:
+        return _LOG_SOFTMAX_OUT(logits, dim, False, out=out)
+    return torch.log_softmax(logits, dim, out=out)
+
+
+def has_fused_adam():
+    """Whether torch's fused Adam kernel can be called directly."""
+    return _FUSED_ADAM is not None
+
+
+def fused_adam(*tensors, **settings):
+    """``torch._fused_adam_``; only where :func:`has_fused_adam`."""
+    _FUSED_ADAM(*tensors, **settings)
+
+
+def parameter_values(parameters):
+    """A ParameterList's Parameters as a tuple, in index order.
+
+    Through the list's own dict where it has one: iterating a ParameterList
+    goes through nn.Module.__getattr__ per item, 16 us for six, as long as a
+    small layer's arithmetic.
+    """
+    own = getattr(parameters, "_parameters", None)
+    if isinstance(own, dict):
+        return tuple(own.values())
+    return tuple(parameters)
+
+
+__all__ = [
+    "HasMethods",
+    "Interval",
+    "Options",
+    "StrOptions",
+    "_check_feature_names",
+    "_check_n_features",
+    "_check_partial_fit_first_call",
+    "_check_sample_weight",
+    "_fit_and_score",
+    "_fit_context",
+    "_insert_error_scores",
+    "_num_samples",
+    "_routing_enabled",
+    "_safe_indexing",
+    "_score",
+    "_warn_or_raise_about_fit_failures",
+    "fused_adam",
+    "has_fused_adam",
+    "log_softmax_into",
+    "parameter_values",
+    "sigmoid_backward",
+    "tanh_backward",
+    "threshold_backward",
+    "validate_params",
+]
