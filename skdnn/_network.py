@@ -203,7 +203,7 @@ def dropout_threshold(rate):
     applied rate is 65535 / 65536).
     """
     dropped = min(round(rate * 65536), 65535)
-    return dropped, 65536.0 / (65536 - dropped)
+    return dropped, 1.0 / (1.0 - dropped / 65536)
 
 
 def dropout_masks(*, n_samples, widths, rates, generator, dtype, device, out=None):
