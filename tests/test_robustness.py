@@ -877,7 +877,7 @@ def test_prediction_of_an_array_warns_a_model_fitted_with_feature_names():
 
 
 def _raising_after_one_epoch(monkeypatch):
-    """Make the second epoch of every fit fail after it has trained."""
+    """Make the second epoch run from now on fail, after it has trained."""
     real = skdnn._classifier.run_epoch
     calls = []
 
