@@ -31,8 +31,9 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._compat import has_fused_adam, log_softmax_into, threshold_backward
+from ._compat import has_fused_adam, threshold_backward
 from ._device import blas_threads, n_threads_for, torch_threads
+from ._engine.losses import loss_for_output
 from ._network import ACTIVATIONS_INPLACE, dropout_threshold, flatten_parameters
 from ._training import (
     _ACTIVATION_BACKWARD_INPLACE,
@@ -408,7 +409,7 @@ class Trainer:
         first = estimators[0]
         dtype = first.module_.weights[0].dtype
         device = first.device_
-        self.softmax = softmax = first.out_activation_ == "softmax"
+        self.loss = loss = loss_for_output(first.out_activation_)
 
         # Every model's rows, one after another: model m's row i is row
         # offsets[m] + i. Folds share no memory here; the data of a grid
@@ -418,7 +419,9 @@ class Trainer:
         X_all = prepared[0].X if M == 1 else np.concatenate([p.X for p in prepared])
         self.X_all = to_device(X_all, device, dtype)
         target_all = np.concatenate([p.target for p in prepared])
-        self.target_all = to_device(target_all, device, dtype if not softmax else None)
+        self.target_all = to_device(
+            target_all, device, None if loss.index_target else dtype
+        )
         self.weighted = any(p.sample_weight is not None for p in prepared)
         self.shares_for = self.work_for = None
         self.part_workspaces = {}
@@ -445,9 +448,11 @@ class Trainer:
             numpy_products = device.type == "cpu"
         flat, grad, adam_state, generator = bound or (None, None, None, None)
         self.ws = ws = _Workspace(
-            first,
+            [tuple(W.shape) for W in first.module_.weights],
+            first.module_.activation,
             M,
             B,
+            dtype=dtype,
             dropped=rates.any(axis=0),
             device=device,
             numpy_products=numpy_products,
@@ -478,7 +483,7 @@ class Trainer:
         grid = (S, M, B)
         n_features = self.X_all.shape[1]
         self.X_epoch = torch.empty((*grid, n_features), dtype=dtype, device=device)
-        n_targets = 1 if softmax else target_all.shape[1]
+        n_targets = 1 if loss.index_target else target_all.shape[1]
         self.t_epoch = torch.empty(
             (*grid, n_targets), dtype=self.target_all.dtype, device=device
         )
@@ -620,7 +625,7 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore"):
             for work, step_plan in zip(self.work, self.adam.epoch(active), strict=True):
                 if work is not None:
-                    _step(*work, softmax=self.softmax)
+                    _step(*work, loss=self.loss)
                 apply(step_plan)
         totals = _epoch_losses(
             logits=self.logits,
@@ -628,7 +633,7 @@ class Trainer:
             loss_share=self.loss_share,
             squared_norms=self.squared_norms,
             loss_coef=self.loss_coef,
-            softmax=self.softmax,
+            loss=self.loss,
         )
         # Read from the device at once.
         totals, sums = torch.stack((totals, ws.flat.sum(dim=1))).cpu().numpy()
@@ -736,13 +741,29 @@ class _Workspace:
     is positive and 0 elsewhere: the layer's output is its input times the
     gate, and its error the upstream error times the gate, one operation
     each way instead of two.
+
+    Parameters
+    ----------
+    shapes : list of tuple of int
+        Each layer's weight shape, ``(fan_in, fan_out)``: the architecture.
+    activation : str
+        The hidden layers' activation, a key of ``ACTIVATIONS_INPLACE``.
+    n_models, batch_size : int
+        The models stacked, and the rows a step holds per model.
+    dtype, device
+        The parameters' and buffers'.
+    dropped : sequence of bool
+        Per hidden layer, whether any model drops units there.
+    numpy_products : bool, default=False
+        Whether the products go through numpy (CPU only).
+    flat, grad : Tensor, default=None
+        One fit's own flat parameter and gradient to train in place (one
+        model); None makes new buffers.
     """
 
-    def __init__(self, estimator, n_models, batch_size, *, dropped, device,
-                 numpy_products=False, flat=None, grad=None):  # fmt: skip
+    def __init__(self, shapes, activation, n_models, batch_size, *, dtype, dropped,
+                 device, numpy_products=False, flat=None, grad=None):  # fmt: skip
         M, B = n_models, batch_size
-        dtype = estimator.module_.weights[0].dtype
-        shapes = [tuple(W.shape) for W in estimator.module_.weights]
         self.numpy_products = numpy_products
         self.last = len(shapes) - 1
         self.n_weights = sum(a * b for a, b in shapes)
@@ -778,7 +799,7 @@ class _Workspace:
         self.masked = [
             empty(w) if d else None for w, d in zip(self.widths, dropped, strict=True)
         ]
-        self.gated = estimator.module_.activation == "relu"
+        self.gated = activation == "relu"
         self.gates = [
             empty(w) if d and self.gated else None
             for w, d in zip(self.widths, dropped, strict=True)
@@ -825,8 +846,8 @@ class _Workspace:
         self.delta_rows = [
             rows(d, use) for d, use in zip(deltas, upstream_by_rows, strict=True)
         ]
-        self.act = ACTIVATIONS_INPLACE[estimator.module_.activation]
-        self.act_backward = _ACTIVATION_BACKWARD_INPLACE[estimator.module_.activation]
+        self.act = ACTIVATIONS_INPLACE[activation]
+        self.act_backward = _ACTIVATION_BACKWARD_INPLACE[activation]
         as_numpy = self.as_numpy
         self.weights_np = [as_numpy(W) for W in self.weights]
         self.weights_T_np = [as_numpy(W) for W in self.weights_T]
@@ -1070,7 +1091,7 @@ class _EpochMasks:
             mask.ge_(threshold).mul_(scale)
 
 
-def _epoch_losses(*, logits, target, loss_share, squared_norms, loss_coef, softmax):
+def _epoch_losses(*, logits, target, loss_share, squared_norms, loss_coef, loss):
     """Each model's epoch loss times its rows, shape (n_models,), from what the
     steps saved.
 
@@ -1082,23 +1103,19 @@ def _epoch_losses(*, logits, target, loss_share, squared_norms, loss_coef, softm
     """
     # logits are feature-major, (n_steps, n_models, n_outputs, batch).
     target, loss_share = target.transpose(2, 3), loss_share.transpose(2, 3)
-    if softmax:
-        per_sample = torch.log_softmax(logits, dim=2).gather(2, target).neg_()
-        data = per_sample.mul_(loss_share).sum(dim=(0, 2, 3))
-    else:
-        data = torch.nn.functional.binary_cross_entropy_with_logits(
-            logits, target, weight=loss_share, reduction="none"
-        ).sum(dim=(0, 2, 3))
+    per_sample = loss.per_sample(logits, target, 2)
+    data = per_sample.mul_(loss_share).sum(dim=(0, 2, 3))
     return data.add_(torch.linalg.vecdot(squared_norms, loss_coef, dim=0))
 
 
-def _step(ws, views, *, softmax):
+def _step(ws, views, *, loss):
     """Every model's gradient into ``ws.grad``; its logits and weight norm saved.
 
     :func:`~skdnn._training.backward` with a leading model dimension, on
     feature-major activations (see :class:`_Workspace`): the error at the
-    output is ``(p - target)`` times each row's share of its model's batch
-    weight, propagated back through each model's own weights and masks.
+    output is ``loss.gradient`` (``inverse_link(raw) - target``) times each
+    row's share of its model's batch weight, propagated back through each
+    model's own weights and masks.
     """
     last, masks, numpy_products = ws.last, views.masks, ws.numpy_products
     h, rows, h_np = views.X_T, views.X_rows, views.X_T_np
@@ -1126,11 +1143,7 @@ def _step(ws, views, *, softmax):
             torch.mul(ws.act(out), mask, out=ws.masked[i])
         h, rows, h_np = ws.inputs[i], ws.input_rows[i], ws.inputs_np[i]
     delta = ws.delta
-    if softmax:
-        log_softmax_into(views.logits, 1, out=delta).exp_()
-        delta.scatter_add_(1, views.target, ws.minus_ones)
-    else:
-        torch.sigmoid(views.logits, out=delta).sub_(views.target)
+    loss.gradient(views.logits, views.target, 1, out=delta, scratch=ws.minus_ones)
     delta.mul_(views.share)
     for i in range(last, -1, -1):
         if numpy_products:

@@ -41,6 +41,7 @@ from ._device import (
     resolve_device,
     torch_threads,
 )
+from ._engine.losses import loss_for_output
 from ._network import (
     OUTPUT_PROBA,
     OUTPUT_PROBA_NUMPY,
@@ -962,7 +963,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                     sample_weight=self._weight_tensor(sample_weight, dtype),
                     activation=self.activation,
                     alpha=self.alpha,
-                    out_activation=self.out_activation_,
+                    loss=self._loss,
                     max_iter=self.max_iter,
                     max_fun=self.max_fun,
                     tol=self.tol,
@@ -1131,7 +1132,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                         dropout=self.module_.dropout,
                         generator=generator,
                         alpha=self.alpha,
-                        out_activation=self.out_activation_,
+                        loss=self._loss,
                         flat_weights=flat_weights,
                         workspace=workspace,
                         trainer=trainer,
@@ -1269,7 +1270,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             t_val,
             sw_val,
             activation=self.activation,
-            out_activation=self.out_activation_,
+            loss=self._loss,
         )
         self.validation_scores_.append(score)
         self.validation_loss_curve_.append(loss)
@@ -1332,14 +1333,19 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         """Multiply-adds of the forward pass for one sample."""
         return _forward_macs(self.module_.layers()[0])
 
+    @property
+    def _loss(self):
+        # The loss object of skdnn._engine.losses that this output trains.
+        return loss_for_output(self.out_activation_)
+
     def _rows(self, X, dtype):
         return as_rows(X, self.device_, dtype)
 
     def _target_tensor(self, target, dtype):
         # Class indices stay int64 for cross-entropy; 0/1 columns take the
         # network's dtype.
-        as_float = self.out_activation_ == "logistic"
-        return to_device(target, self.device_, dtype if as_float else None)
+        index = self._loss.index_target
+        return to_device(target, self.device_, None if index else dtype)
 
     def _weight_tensor(self, sample_weight, dtype):
         if sample_weight is None:

@@ -14,7 +14,6 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse
 import torch
-from torch.nn import functional as F
 
 from ._compat import (
     fused_adam,
@@ -109,22 +108,23 @@ def block_rows(layer_units):
     return max(1, _BLOCK_VALUES // max(layer_units))
 
 
-def batch_loss(logits, target, sample_weight, *, out_activation, weights, alpha):
+def batch_loss(logits, target, sample_weight, *, loss, weights, alpha):
     """The loss skdnn minimises on one batch.
 
-    The cross-entropy of each sample (summed over outputs for logistic
-    outputs), averaged with the sample weights, plus the L2 penalty
-    ``alpha / 2 * ||W||^2`` divided by the batch's total sample weight, as in
-    scikit-learn's MLPClassifier.
+    ``loss``'s per-sample loss (see :mod:`skdnn._engine.losses`), averaged
+    with the sample weights, plus the L2 penalty ``alpha / 2 * ||W||^2``
+    divided by the batch's total sample weight, as in scikit-learn's
+    MLPClassifier.
 
     Parameters
     ----------
     logits : Tensor of shape (n_samples, n_outputs)
+        The raw output.
     target : Tensor
-        Class indices of shape (n_samples,) for a softmax output; 0/1 values
-        of shape (n_samples, n_outputs) for a logistic output.
+        Class indices of shape (n_samples,) for a loss of index targets;
+        values of shape (n_samples, n_outputs) otherwise.
     sample_weight : Tensor of shape (n_samples,) or None
-    out_activation : {'softmax', 'logistic'}
+    loss : skdnn._engine.losses.Loss
     weights : sequence of Tensor
         The weight matrices (not the biases) the penalty applies to.
     alpha : float
@@ -133,23 +133,23 @@ def batch_loss(logits, target, sample_weight, *, out_activation, weights, alpha)
     -------
     Tensor of shape ()
     """
-    if out_activation == "softmax":
-        per_sample = F.cross_entropy(logits, target, reduction="none")
-    else:
-        per_sample = F.binary_cross_entropy_with_logits(
-            logits, target, reduction="none"
-        ).sum(dim=1)
+    per_sample = loss.per_sample(logits, _target_columns(loss, target), 1)[:, 0]
     if sample_weight is None:
         scale = 1.0 / logits.shape[0]
-        loss = per_sample.mean()
+        value = per_sample.mean()
     else:
         # Zero total weight: the batch contributes nothing (see backward).
         scale = sample_weight.sum().reciprocal().nan_to_num(posinf=0.0)
-        loss = (per_sample * sample_weight).sum() * scale
+        value = (per_sample * sample_weight).sum() * scale
     if alpha:
         penalty = sum(W.square().sum() for W in weights)
-        loss = loss + (0.5 * alpha) * penalty * scale
-    return loss
+        value = value + (0.5 * alpha) * penalty * scale
+    return value
+
+
+def _target_columns(loss, target):
+    # Row-major targets as the losses take them: class indices as a column.
+    return target.unsqueeze(1) if loss.index_target else target
 
 
 def max_iter_message(max_iter):
@@ -454,7 +454,7 @@ def backward(
     masks,
     activation,
     alpha,
-    out_activation,
+    loss,
     flat_weights=None,
     workspace=None,
 ):
@@ -462,8 +462,8 @@ def backward(
 
     Backpropagation written out: the forward pass keeps each layer's input and
     activation; the error at the output layer is ``(p - target)`` times the
-    normalized sample weights (softmax with cross-entropy, or the logistic
-    function with binary cross-entropy); it is propagated back one layer at a
+    normalized sample weights (``loss.gradient``: ``inverse_link(raw) -
+    target`` for each of skdnn's losses); it is propagated back one layer at a
     time through the weights, the dropout masks and the activation's
     derivative. This is the gradient of :func:`batch_loss` (the property tests
     compare the two, and finite differences), in about a third of the tensor
@@ -483,7 +483,7 @@ def backward(
         Dropout masks as drawn by :func:`~skdnn._network.dropout_masks`.
     activation : str
     alpha : float
-    out_activation : {'softmax', 'logistic'}
+    loss : skdnn._engine.losses.Loss
     flat_weights : tuple of two 1-d Tensors, default=None
         All weight matrices, and their gradients, as one contiguous view
         each, when the parameters live in one flat buffer: the L2 term then
@@ -519,34 +519,18 @@ def backward(
             inputs.append(h)
         logits = addmm(biases[last], h, weights[last])
 
-        if out_activation == "softmax":
-            column = target.unsqueeze(1)
-            log_proba = torch.log_softmax(logits, dim=1)
-            per_sample = log_proba.gather(1, column)
-            delta = log_proba.exp_()
-            delta.scatter_add_(1, column, torch.full_like(per_sample, -1.0))
-            if sample_weight is None:
-                loss = per_sample.sum() * (-1.0 / n_samples)
-        else:
-            delta = torch.sigmoid(logits).sub_(target)
-            if sample_weight is None:
-                loss = F.binary_cross_entropy_with_logits(
-                    logits, target, reduction="sum"
-                ) * (1.0 / n_samples)
-            else:
-                per_sample = F.binary_cross_entropy_with_logits(
-                    logits, target, reduction="none"
-                ).sum(dim=1, keepdim=True)
+        target = _target_columns(loss, target)
+        per_sample = loss.per_sample(logits, target, 1)
+        delta = loss.gradient(logits, target, 1, out=torch.empty_like(logits))
         if sample_weight is None:
+            value = per_sample.sum() * (1.0 / n_samples)
             delta.mul_(1.0 / n_samples)
         else:
             # A batch whose weights sum to zero contributes nothing, neither
             # data nor penalty, instead of 0 / 0 = NaN in every weight.
             inverse_sum = sample_weight.sum().reciprocal().nan_to_num(posinf=0.0)
             share = (sample_weight * inverse_sum).unsqueeze(1)
-            loss = (per_sample * share).sum()
-            if out_activation == "softmax":
-                loss = loss.neg()
+            value = (per_sample * share).sum()
             delta.mul_(share)
 
         for i in range(last, -1, -1):
@@ -577,14 +561,14 @@ def backward(
             else:
                 pairs = [(W, W.grad) for W in weights]
             for values, grads in pairs:
-                loss = loss + (0.5 * coef) * torch.dot(
+                value = value + (0.5 * coef) * torch.dot(
                     values.reshape(-1), values.reshape(-1)
                 )
                 if sample_weight is None:
                     grads.add_(values, alpha=coef)
                 else:
                     grads.addcmul_(values, coef)
-    return loss
+    return value
 
 
 def train_step(
@@ -598,7 +582,7 @@ def train_step(
     masks,
     activation,
     alpha,
-    out_activation,
+    loss,
     flat_weights=None,
     workspace=None,
 ):
@@ -608,7 +592,7 @@ def train_step(
     ``zero_grad``: :func:`backward` overwrites the gradients, which may be
     views of one flat buffer that the optimizer updates in one operation.
     """
-    loss = backward(
+    value = backward(
         weights=weights,
         biases=biases,
         X=X,
@@ -617,12 +601,12 @@ def train_step(
         masks=masks,
         activation=activation,
         alpha=alpha,
-        out_activation=out_activation,
+        loss=loss,
         flat_weights=flat_weights,
         workspace=workspace,
     )
     step()
-    return loss
+    return value
 
 
 def run_epoch(
@@ -639,7 +623,7 @@ def run_epoch(
     dropout,
     generator,
     alpha,
-    out_activation,
+    loss,
     flat_weights=None,
     workspace=None,
     trainer=None,
@@ -687,7 +671,7 @@ def run_epoch(
     total = torch.zeros((), dtype=weights[0].dtype, device=weights[0].device)
     for start, batch_masks in zip(range(0, n_samples, batch_size), masks, strict=False):
         rows = slice(start, start + batch_size)
-        loss = train_step(
+        value = train_step(
             weights=weights,
             biases=biases,
             step=step,
@@ -697,15 +681,15 @@ def run_epoch(
             masks=batch_masks,
             activation=activation,
             alpha=alpha,
-            out_activation=out_activation,
+            loss=loss,
             flat_weights=flat_weights,
             workspace=workspace,
         )
-        total.add_(loss, alpha=min(batch_size, n_samples - start))
+        total.add_(value, alpha=min(batch_size, n_samples - start))
     return total / n_samples
 
 
-def evaluate(weights, biases, X, target, sample_weight, *, activation, out_activation):
+def evaluate(weights, biases, X, target, sample_weight, *, activation, loss):
     """Loss (without penalty) and accuracy on held-out data, as Python floats.
 
     Accuracy is scikit-learn's: the weighted fraction of samples whose
@@ -719,17 +703,9 @@ def evaluate(weights, biases, X, target, sample_weight, *, activation, out_activ
         for start in range(0, n_samples, step):
             rows = slice(start, start + step)
             logits = forward(weights, biases, X[rows], activation=activation)
-            t = target[rows]
-            if out_activation == "softmax":
-                losses.append(F.cross_entropy(logits, t, reduction="none"))
-                correct.append(logits.argmax(dim=1) == t)
-            else:
-                losses.append(
-                    F.binary_cross_entropy_with_logits(logits, t, reduction="none").sum(
-                        dim=1
-                    )
-                )
-                correct.append(((logits > 0) == (t > 0.5)).all(dim=1))
+            t = _target_columns(loss, target[rows])
+            losses.append(loss.per_sample(logits, t, 1)[:, 0])
+            correct.append(loss.hits(logits, t, 1)[:, 0])
         per_sample = torch.cat(losses)
         hits = torch.cat(correct).to(per_sample.dtype)
         if sample_weight is None:
@@ -750,7 +726,7 @@ def fit_lbfgs(
     sample_weight,
     activation,
     alpha,
-    out_activation,
+    loss,
     max_iter,
     max_fun,
     tol,
@@ -794,7 +770,7 @@ def fit_lbfgs(
                 if block_weight is None
                 else block_weight.sum()
             ) / weight_sum
-            loss = backward(
+            block_loss = backward(
                 weights=weights,
                 biases=biases,
                 X=X[rows],
@@ -803,10 +779,10 @@ def fit_lbfgs(
                 masks=None,
                 activation=activation,
                 alpha=0.0,
-                out_activation=out_activation,
+                loss=loss,
                 workspace=workspace,
             )
-            total += loss * share
+            total += block_loss * share
             for acc, p in zip(gradient, params, strict=True):
                 acc.add_(p.grad * share)
         if alpha:

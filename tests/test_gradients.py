@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 
 from skdnn import DNNClassifier
+from skdnn._engine.losses import loss_for_output
 from skdnn._network import MLPModule, dropout_masks, flatten_parameters, forward
 from skdnn._training import backward, batch_loss, make_optimizer, train_step
 
@@ -384,7 +385,7 @@ def skdnn_gradients(
         masks=[None if m is None else torch.from_numpy(m) for m in masks],
         activation=problem.spec.activation,
         alpha=problem.spec.alpha,
-        out_activation=problem.out_activation,
+        loss=loss_for_output(problem.out_activation),
         **({} if flat_weights is None else {"flat_weights": flat_weights}),
     )
     return (
@@ -660,7 +661,7 @@ def test_backward_matches_torch_autograd_of_the_training_loss(spec, flat):
         logits,
         problem.target,
         None if problem.sample_weight is None else torch.tensor(problem.sample_weight),
-        out_activation=problem.out_activation,
+        loss=loss_for_output(problem.out_activation),
         weights=W,
         alpha=spec.alpha,
     )
@@ -875,7 +876,7 @@ def test_logit_gradient_is_probability_minus_target_times_normalized_weight(spec
         logits,
         problem.target,
         None if problem.sample_weight is None else torch.tensor(problem.sample_weight),
-        out_activation=problem.out_activation,
+        loss=loss_for_output(problem.out_activation),
         weights=as_leaves(problem.weights),
         alpha=spec.alpha,
     )
@@ -1005,7 +1006,7 @@ def sgd_step(problem, learning_rate):
         masks=[None if m is None else torch.from_numpy(m) for m in problem.masks],
         activation=problem.spec.activation,
         alpha=problem.spec.alpha,
-        out_activation=problem.out_activation,
+        loss=loss_for_output(problem.out_activation),
     )
     after = [p.detach().numpy() for p in [*W, *b]]
     return loss.item(), after

@@ -727,7 +727,7 @@ def test_load_on_an_unavailable_device_raises(no_accelerator):
         loaded(dumped(clf), device="cuda")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_model_fitted_on_a_real_gpu_loads_on_the_cpu():
     clf, X, _ = fitted(device="cuda")
     data = dumped(clf)

@@ -16,6 +16,7 @@ import skdnn._classifier
 import skdnn._network
 import skdnn._training
 from skdnn import DNNClassifier
+from skdnn._engine.losses import loss_for_output
 from skdnn._network import MLPModule, dropout_masks, flatten_parameters, init_params
 from skdnn._training import (
     Workspace,
@@ -123,7 +124,7 @@ def gradients(module, X, target, masks, workspace):
         masks=masks,
         activation=module.activation,
         alpha=1e-3,
-        out_activation="softmax",
+        loss=loss_for_output("softmax"),
         workspace=workspace,
     )
     return loss, [p.grad.clone() for p in (*W, *b)]
@@ -360,10 +361,10 @@ def test_small_fits_keep_numpys_blas_to_one_thread(monkeypatch):
     seen = []
     real = skdnn._batched._step
 
-    def step(ws, views, *, softmax):
+    def step(ws, views, *, loss):
         if not seen:
             seen.append(_blas_threads())
-        return real(ws, views, softmax=softmax)
+        return real(ws, views, loss=loss)
 
     monkeypatch.setattr(skdnn._batched, "_step", step)
     with threadpool_limits(2, user_api="blas"):
