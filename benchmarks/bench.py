@@ -87,8 +87,10 @@ def _mlp(spec, seed):
     )
 
 
-def _dnn(spec, seed):
-    return DNNClassifier(
+def _dnn(spec, seed, estimator=DNNClassifier):
+    # ``estimator``: another copy of the class (benchmarks/ab_paired.py times
+    # two versions of skdnn in one process).
+    return estimator(
         spec["hidden"],
         batch_size=spec["batch"],
         max_iter=spec["epochs"],

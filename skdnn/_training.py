@@ -520,8 +520,8 @@ def backward(
         logits = addmm(biases[last], h, weights[last])
 
         target = _target_columns(loss, target)
-        per_sample = loss.per_sample(logits, target, 1)
-        delta = loss.gradient(logits, target, 1, out=torch.empty_like(logits))
+        delta = torch.empty_like(logits)
+        per_sample = loss.loss_gradient(logits, target, 1, out=delta)
         if sample_weight is None:
             value = per_sample.sum() * (1.0 / n_samples)
             delta.mul_(1.0 / n_samples)

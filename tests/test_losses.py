@@ -161,6 +161,13 @@ def test_gradient_is_autograd_of_the_per_sample_loss(name, layout, seed, n_outpu
     returned = loss.gradient(raw.detach(), target, dim, out=out)
     assert returned.data_ptr() == out.data_ptr()
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    # Both at once, as the single-network backward asks for them.
+    both = torch.full_like(out, np.nan)
+    torch.testing.assert_close(
+        loss.loss_gradient(raw.detach(), target, dim, out=both), per_sample.detach(),
+        rtol=1e-12, atol=1e-12,
+    )  # fmt: skip
+    torch.testing.assert_close(both, expected, rtol=1e-12, atol=1e-12)
     # The gradient at the raw output is the prediction minus the target.
     prediction = loss.inverse_link(raw.detach(), dim)
     if loss.index_target:

@@ -58,6 +58,16 @@ class Loss:
         """
         raise NotImplementedError
 
+    def loss_gradient(self, raw, target, dim, *, out, scratch=None):
+        """:meth:`per_sample`, returned, and :meth:`gradient`, into ``out``.
+
+        One call where a loss computes both from shared work (the multiclass
+        loss's log-softmax), as scikit-learn's ``loss_gradient``.
+        """
+        per_sample = self.per_sample(raw, target, dim)
+        self.gradient(raw, target, dim, out=out, scratch=scratch)
+        return per_sample
+
     def inverse_link(self, raw, dim):
         """The prediction, from the raw output (a Tensor)."""
         raise NotImplementedError
@@ -89,11 +99,19 @@ class MulticlassLogLoss(Loss):
         return torch.log_softmax(raw, dim=dim).gather(dim, target).neg_()
 
     def gradient(self, raw, target, dim, *, out, scratch=None):
-        # softmax(raw) - onehot(target), the one-hot subtracted in place.
-        log_softmax_into(raw, dim, out=out).exp_()
+        self.loss_gradient(raw, target, dim, out=out, scratch=scratch)
+        return out
+
+    def loss_gradient(self, raw, target, dim, *, out, scratch=None):
+        # The log-probabilities, once: the loss gathers them, and their exp
+        # less the one-hot target, subtracted in place, is the gradient.
+        log_proba = log_softmax_into(raw, dim, out=out)
+        per_sample = log_proba.gather(dim, target).neg_()
+        out.exp_()
         if scratch is None:
             scratch = torch.full(target.shape, -1.0, dtype=raw.dtype, device=raw.device)
-        return out.scatter_add_(dim, target, scratch)
+        out.scatter_add_(dim, target, scratch)
+        return per_sample
 
     def inverse_link(self, raw, dim):
         return torch.softmax(raw, dim=dim)
