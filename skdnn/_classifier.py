@@ -951,10 +951,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         )
         result = None
         try:
-            # numpy computes narrow layers' products (see
-            # skdnn._network.numpy_narrow) on one thread: its BLAS's threads
-            # would compete with torch's for the cores.
-            with torch_threads(threads), blas_threads(1):
+            with torch_threads(threads):
                 result = fit_lbfgs(
                     weights=weights,
                     biases=biases,
@@ -1088,9 +1085,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
         try:
             # numpy's BLAS keeps to one thread, whose threads would compete
             # with torch's for the cores: the batched trainer multiplies
-            # through numpy only where torch has one thread, and the loop
-            # multiplies narrow layers through numpy (see
-            # skdnn._network.numpy_narrow) between torch's operations.
+            # through numpy where torch has one thread.
             with torch_threads(threads), blas_threads(1):
                 for _ in range(1 if incremental else self.max_iter):
                     # What a diverging epoch is undone to: one copy per epoch,
@@ -1439,11 +1434,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             device=weights[0].device,
             macs_per_step=min(X.shape[0], block_rows(units)) * macs,
         )
-        # Narrow layers' products go through numpy on one thread, as in fit:
-        # with numpy's BLAS on two, a block of (1024, 256) activations times
-        # (256, 5) weights took 8 ms instead of 0.06 right after a product
-        # on torch's two threads.
-        with torch_threads(threads), blas_threads(1):
+        with torch_threads(threads):
             return predict_logits(
                 weights,
                 biases,

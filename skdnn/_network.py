@@ -40,73 +40,6 @@ OUTPUT_PROBA_NUMPY = {
     "logistic": lambda z: scipy.special.expit(z, out=z),
 }
 
-# torch's CPU builds multiply through MKL, which on some CPUs takes several
-# times OpenBLAS's (numpy's) time for a product with a few columns: on this
-# project's AMD EPYC (Zen 4), a (256, 256) batch times (256, 5) weights took
-# 50 to 85 us against 9, its weight gradient 55 to 95 against 9. With numpy
-# on one thread (as it runs there) against torch on two, the two products
-# together took 8 to 36 us against 82 to 127 for 2 to 11 columns, and 216 to
-# 537 against 637 to 1005 for 2000 rows; from 12 columns on, MKL was the
-# faster on 2000 rows (369 against 486), and at 16, 24 or 32 on both. The
-# output layer of a classifier is this narrow, and so are small hidden
-# layers: on the CPU these products go through numpy, where they are large
-# enough. Below 2**18 multiply-adds, numpy's per-call costs, and torch's
-# operations slowed after numpy's calls, took more than MKL's slowness
-# saved: with every narrow product through numpy, SGD fits took 0.54 s
-# against 0.42 (W1's 2-6-4-1, batches of 32) and 0.19 against 0.17 (digits,
-# a (64, 64) batch times (64, 10) weights), and fits with 82 and 164
-# thousand multiply-adds an output product gained nothing; W3's 327
-# thousand gained 8 to 85 us a step.
-_NUMPY_MAX_FAN_OUT = 11
-_NUMPY_MIN_MACS = 2**18
-
-
-def numpy_narrow(h, W):
-    """Whether ``h @ W`` and the weight gradient ``h.T @ delta`` go through numpy.
-
-    True on the CPU for dense float ``h`` and weights of 2 to
-    ``_NUMPY_MAX_FAN_OUT`` columns, for products of at least
-    ``_NUMPY_MIN_MACS`` multiply-adds. A single column stays with torch, whose
-    products with it were as fast as numpy's. The input gradient ``delta @
-    W.T`` stays with torch for every layer: its result is wide, and
-    OpenBLAS's outer product with one column was 10 times slower than
-    torch's. The caller keeps numpy's BLAS to one thread, whose threads would
-    compete with torch's for the cores.
-    """
-    # The shapes first: every step of a small network asks, and they decide.
-    n_rows, (fan_in, fan_out) = h.shape[0], W.shape
-    return (
-        2 <= fan_out <= _NUMPY_MAX_FAN_OUT
-        and n_rows * fan_in * fan_out >= _NUMPY_MIN_MACS
-        and h.device.type == "cpu"
-        and h.layout == torch.strided
-        and h.dtype in (torch.float32, torch.float64)
-    )
-
-
-def addmm(b, h, W, out=None):
-    """``torch.addmm(b, h, W, out=out)`` where no gradient is needed.
-
-    The product goes through numpy where :func:`numpy_narrow` says so; numpy
-    reads and writes the tensors' memory.
-    """
-    if not numpy_narrow(h, W):
-        return torch.addmm(b, h, W, out=out)
-    if out is None:
-        out = torch.empty((h.shape[0], W.shape[1]), dtype=W.dtype)
-    numpy_matmul(h, W, out)
-    return out.add_(b)
-
-
-def numpy_matmul(a, b, out):
-    """``torch.mm(a, b, out=out)`` computed by numpy, for tensors on the CPU.
-
-    Overflow gives infinities silently, as in torch: the training and
-    prediction paths detect non-finite results themselves.
-    """
-    with np.errstate(over="ignore", invalid="ignore"):
-        np.matmul(a.detach().numpy(), b.detach().numpy(), out=out.numpy())
-
 
 def init_params(layer_units, *, random_state, dtype):
     """Draw the initial weights and biases of a network.
@@ -181,10 +114,7 @@ def forward(weights, biases, X, *, activation, masks=None, inplace=False, out=No
     h = X
     last = len(weights) - 1
     for i, (W, b) in enumerate(zip(weights, biases, strict=True)):
-        # Inference only: autograd does not follow numpy's products.
-        h = (addmm if inplace else torch.addmm)(
-            b, h, W, out=None if out is None else out[i]
-        )
+        h = torch.addmm(b, h, W, out=None if out is None else out[i])
         if i < last:
             h = act(h)
             if masks is not None and masks[i] is not None:

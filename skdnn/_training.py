@@ -25,11 +25,8 @@ from ._compat import (
 from ._network import (
     ACTIVATIONS_INPLACE,
     ACTIVATIONS_NUMPY_INPLACE,
-    addmm,
     dropout_masks,
     forward,
-    numpy_matmul,
-    numpy_narrow,
 )
 
 # Inference and full-batch losses run over blocks of rows so that no
@@ -511,13 +508,13 @@ def backward(
         inputs = [X]
         h = X
         for i in range(last):
-            out = act(addmm(biases[i], h, weights[i], out=outputs[i]))
+            out = act(torch.addmm(biases[i], h, weights[i], out=outputs[i]))
             if masks is not None and masks[i] is not None:
                 h = torch.mul(out, masks[i], out=masked[i])
             else:
                 h = out
             inputs.append(h)
-        logits = addmm(biases[last], h, weights[last])
+        logits = torch.addmm(biases[last], h, weights[last])
 
         target = _target_columns(loss, target)
         delta = torch.empty_like(logits)
@@ -535,10 +532,7 @@ def backward(
 
         for i in range(last, -1, -1):
             W, b = weights[i], biases[i]
-            if numpy_narrow(inputs[i], W):
-                numpy_matmul(inputs[i].T, delta, _grad_buffer(W))
-            else:
-                torch.mm(inputs[i].T, delta, out=_grad_buffer(W))
+            torch.mm(inputs[i].T, delta, out=_grad_buffer(W))
             torch.sum(delta, dim=0, out=_grad_buffer(b))
             if i > 0:
                 upstream = torch.mm(delta, W.T, out=upstreams[i - 1])
