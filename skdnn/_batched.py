@@ -564,6 +564,17 @@ class Trainer:
             self.part_workspaces[first, last] = self.ws.models(rows)
         return self.part_workspaces[first, last], _models(self.steps[s], rows)
 
+    def run_single_epoch(self, order):
+        """One epoch of a trainer of one model (``fit``'s); its loss, a float.
+
+        ``order`` is the permutation of the rows (an ndarray), or None for
+        their given order.
+        """
+        if order is None:
+            order = np.arange(int(self.n_rows[0]))
+        losses, _ = self.run_epoch([order], np.ones(1, dtype=bool))
+        return float(losses[0])
+
     def run_epoch(self, orders, running):
         """One epoch of every running model, each visiting its rows in its order.
 

@@ -1014,69 +1014,16 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             t_val = self._target_tensor(t_val, dtype)
             sw_val = self._weight_tensor(sw_val, dtype)
         n_samples = X.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
-        else:
-            if self.batch_size > n_samples:
-                warnings.warn(
-                    f"Got batch_size={self.batch_size} larger than the number of "
-                    f"training samples ({n_samples}); it is clipped to "
-                    f"{n_samples}.",
-                    stacklevel=4,
-                )
-            batch_size = min(self.batch_size, n_samples)
+        batch_size = self._batch_size(n_samples)
         if not is_flattened(getattr(self, "_flat", None), self.module_):
             self._flat = flatten_parameters(self.module_)
             self._optimizer = None
         if self._optimizer is None or not incremental:
             self._optimizer = self._new_optimizer()
-        # Adam's fits of small networks on dense data train through the
-        # batched trainer, as a batch of one bound to this model's
-        # parameters, optimizer state and dropout generator: the same draws
-        # and steps (equal up to rounding), with numpy's products and fewer
-        # operations per step (W1 0.16 s against 0.26 s, W2 0.36 against
-        # 0.45, with the loop of _training.run_epoch). Larger networks, whose
-        # products run on several threads, and everything else train with
-        # that loop (W3 took 3.2 s through the trainer, 2.4 s through it).
         weights, biases = self.module_.layers()
         threads = n_threads_for(
             self.n_threads, device=self.device_, macs_per_step=batch_size * self._macs()
         )
-        # The trainer holds a whole epoch's dropout masks; the loop draws
-        # them in blocks of 2**20 values, and takes the fits whose masks
-        # would need more than _TRAINER_MASK_VALUES.
-        mask_values = n_samples * sum(
-            b.shape[0]
-            for b, p in zip(biases[:-1], self.module_.dropout, strict=True)
-            if p
-        )
-        batched = (
-            not incremental
-            and not scipy.sparse.issparse(X)
-            and is_plain_fused_adam(self._optimizer)
-            and uses_numpy_products(self.device_, threads)
-            and mask_values <= _TRAINER_MASK_VALUES
-        )
-        trainer = workspace = flat_weights = checked = None
-        if batched:
-            checked = SimpleNamespace(
-                X=X,
-                target=target,
-                sample_weight=sample_weight,
-                rates=self.module_.dropout,
-            )
-        else:
-            X = self._rows(X, dtype)
-            target = self._target_tensor(target, dtype)
-            sample_weight = self._weight_tensor(sample_weight, dtype)
-            n_weights = sum(W.numel() for W in weights)
-            flat_weights = (
-                self._flat.detach()[:n_weights],
-                self._flat.grad[:n_weights],
-            )
-            workspace = Workspace(
-                weights, batch_size, [p > 0 for p in self.module_.dropout]
-            )
         if self.early_stopping:
             self._best_params = [p.detach().clone() for p in self.module_.parameters()]
 
@@ -1087,6 +1034,18 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             # with torch's for the cores: the batched trainer multiplies
             # through numpy where torch has one thread.
             with torch_threads(threads), blas_threads(1):
+                # Inside the try, where a Ctrl-C is handled: the batched
+                # trainer gives the optimizer its (zero) state.
+                epoch = self._epoch_runner(
+                    X,
+                    target,
+                    sample_weight,
+                    batch_size=batch_size,
+                    threads=threads,
+                    incremental=incremental,
+                    generator=generator,
+                    dtype=dtype,
+                )
                 for _ in range(1 if incremental else self.max_iter):
                     # What a diverging epoch is undone to: one copy per epoch,
                     # and of the optimizer's state for partial_fit alone (fit
@@ -1094,44 +1053,8 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                     kept = _training_snapshot(
                         self._flat, self._optimizer if incremental else None
                     )
-                    if batched and trainer is None:
-                        # Made here, where a Ctrl-C is handled: it gives the
-                        # optimizer its (zero) state.
-                        trainer = Trainer(
-                            [self],
-                            [checked],
-                            numpy_products=True,
-                            batch_sizes=[batch_size],
-                            bound=(
-                                self._flat.detach(),
-                                self._flat.grad,
-                                load_adam_state(self._optimizer),
-                                generator,
-                            ),
-                        )
-                    order = None
-                    if self.shuffle:
-                        order = rng.permutation(n_samples)
-                        if not batched:
-                            order = to_device(order, self.device_)
-                    loss = run_epoch(
-                        weights=weights,
-                        biases=biases,
-                        optimizer=self._optimizer,
-                        X=X,
-                        target=target,
-                        sample_weight=sample_weight,
-                        order=order,
-                        batch_size=batch_size,
-                        activation=self.activation,
-                        dropout=self.module_.dropout,
-                        generator=generator,
-                        alpha=self.alpha,
-                        loss=self._loss,
-                        flat_weights=flat_weights,
-                        workspace=workspace,
-                        trainer=trainer,
-                    ).item()
+                    order = rng.permutation(n_samples) if self.shuffle else None
+                    loss = epoch(order)
                     if not (math.isfinite(loss) and _finite_sum(self._flat)):
                         self._undo_divergence(loss, kept, lowest)
                         break
@@ -1181,6 +1104,90 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                 ):
                     param.copy_(best)
             del self._best_params
+
+    def _batch_size(self, n_samples):
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn(
+                f"Got batch_size={self.batch_size} larger than the number of "
+                f"training samples ({n_samples}); it is clipped to {n_samples}.",
+                stacklevel=5,
+            )
+        return min(self.batch_size, n_samples)
+
+    def _epoch_runner(
+        self, X, target, sample_weight, *, batch_size, threads, incremental,
+        generator, dtype,
+    ):  # fmt: skip
+        """The function that trains one epoch: ``epoch(order)``, its loss.
+
+        ``order`` is the permutation of the rows (an ndarray) or None. Adam's
+        fits of small networks on dense data train through the batched
+        trainer, as a batch of one bound to this model's parameters,
+        optimizer state and dropout generator: the same draws and steps
+        (equal up to rounding), with numpy's products and fewer operations
+        per step (W1 0.16 s against 0.26 s, W2 0.36 against 0.45, with the
+        loop of _training.run_epoch). Larger networks, whose products run on
+        several threads, and everything else train with that loop (W3 took
+        3.2 s through the trainer, 2.4 s through it).
+        """
+        weights, biases = self.module_.layers()
+        # The trainer holds a whole epoch's dropout masks; the loop draws
+        # them in blocks of 2**20 values, and takes the fits whose masks
+        # would need more than _TRAINER_MASK_VALUES.
+        mask_values = X.shape[0] * sum(
+            b.shape[0]
+            for b, p in zip(biases[:-1], self.module_.dropout, strict=True)
+            if p
+        )
+        if (
+            not incremental
+            and not scipy.sparse.issparse(X)
+            and is_plain_fused_adam(self._optimizer)
+            and uses_numpy_products(self.device_, threads)
+            and mask_values <= _TRAINER_MASK_VALUES
+        ):
+            checked = SimpleNamespace(
+                X=X, target=target, sample_weight=sample_weight,
+                rates=self.module_.dropout,
+            )  # fmt: skip
+            bound = (
+                self._flat.detach(),
+                self._flat.grad,
+                load_adam_state(self._optimizer),
+                generator,
+            )
+            return Trainer(
+                [self], [checked], numpy_products=True, batch_sizes=[batch_size],
+                bound=bound,
+            ).run_single_epoch  # fmt: skip
+        n_weights = sum(W.numel() for W in weights)
+        settings = dict(
+            weights=weights,
+            biases=biases,
+            optimizer=self._optimizer,
+            X=self._rows(X, dtype),
+            target=self._target_tensor(target, dtype),
+            sample_weight=self._weight_tensor(sample_weight, dtype),
+            batch_size=batch_size,
+            activation=self.activation,
+            dropout=self.module_.dropout,
+            generator=generator,
+            alpha=self.alpha,
+            loss=self._loss,
+            flat_weights=(self._flat.detach()[:n_weights], self._flat.grad[:n_weights]),
+            workspace=Workspace(
+                weights, batch_size, [p > 0 for p in self.module_.dropout]
+            ),
+        )
+
+        def epoch(order):
+            if order is not None:
+                order = to_device(order, self.device_)
+            return run_epoch(order=order, **settings).item()
+
+        return epoch
 
     def _new_optimizer(self):
         """A new torch optimizer of the solver's, over the flat parameter."""

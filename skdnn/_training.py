@@ -620,7 +620,6 @@ def run_epoch(
     loss,
     flat_weights=None,
     workspace=None,
-    trainer=None,
 ):
     """One pass over the data in batches; returns the mean batch loss (a Tensor).
 
@@ -628,17 +627,7 @@ def run_epoch(
     once per epoch, so that each batch is a contiguous slice rather than a
     gather of scattered rows. A ``workspace`` (see :class:`Workspace`) made
     for ``batch_size`` and ``dropout`` carries buffers from epoch to epoch.
-
-    With a ``trainer`` (a :class:`skdnn._batched.Trainer` of this one model,
-    bound to its parameters, optimizer and generator), the epoch is the
-    trainer's, ``order`` an ndarray or None, and the other arguments are
-    not read: the same steps in fewer operations.
     """
-    if trainer is not None:
-        n_samples = int(trainer.n_rows[0])
-        orders = [np.arange(n_samples) if order is None else order]
-        losses, _ = trainer.run_epoch(orders, np.ones(1, dtype=bool))
-        return torch.tensor(losses[0], dtype=torch.float64)
     if workspace is None:
         workspace = Workspace(weights, batch_size, [p > 0 for p in dropout])
     if order is not None:

@@ -205,25 +205,38 @@ def test_ctrl_c_with_early_stopping_restores_the_best_weights():
     _assert_same_weights(interrupted, until_best)
 
 
+def _after_each_epoch(monkeypatch, after):
+    """Make each epoch a fit trains, on either engine, end in ``after``.
+
+    ``after(model, loss)`` runs once the epoch has trained; what it returns
+    is the epoch's loss as the fit sees it.
+    """
+    real = DNNClassifier._epoch_runner
+
+    def runner(self, *args, **kwargs):
+        epoch = real(self, *args, **kwargs)
+        return lambda order: after(self, epoch(order))
+
+    monkeypatch.setattr(DNNClassifier, "_epoch_runner", runner)
+
+
 @pytest.mark.filterwarnings(CONVERGENCE)
 def test_ctrl_c_after_weights_turned_nan_keeps_the_epochs_start(monkeypatch):
     X, y = _data(n_samples=60)
     params = dict(hidden_layer_sizes=(5,), random_state=0)
     two = DNNClassifier(max_iter=2, **params).fit(X, y)
     clf = DNNClassifier(max_iter=10, **params)
-    real = skdnn._classifier.run_epoch
     epochs = iter(range(10))
 
-    def run_epoch(*args, **kwargs):
-        loss = real(*args, **kwargs)
+    def after(model, loss):
         if next(epochs) == 2:
             # Ctrl-C in epoch 3, after a step that made the weights NaN.
             with torch.no_grad():
-                clf.module_.weights[0][0, 0] = np.nan
+                model.module_.weights[0][0, 0] = np.nan
             raise KeyboardInterrupt
         return loss
 
-    monkeypatch.setattr(skdnn._classifier, "run_epoch", run_epoch)
+    _after_each_epoch(monkeypatch, after)
     with pytest.warns(UserWarning, match="interrupted by user after 2 "):
         clf.fit(X, y)
     _assert_same_weights(clf, two)
@@ -289,19 +302,17 @@ def _report_losses(monkeypatch, losses, poison_weights_of=None):
     With ``poison_weights_of=clf``, epoch len(losses) instead writes a NaN into
     clf's weights and reports its true loss.
     """
-    real = skdnn._classifier.run_epoch
     epochs = iter(range(len(losses) + 1))
 
-    def run_epoch(*args, **kwargs):
-        loss = real(*args, **kwargs)
+    def after(model, loss):
         epoch = next(epochs)
         if epoch < len(losses):
-            return torch.tensor(losses[epoch], dtype=torch.float64)
+            return float(losses[epoch])
         with torch.no_grad():
             poison_weights_of.module_.weights[0][0, 0] = np.nan
         return loss
 
-    monkeypatch.setattr(skdnn._classifier, "run_epoch", run_epoch)
+    _after_each_epoch(monkeypatch, after)
 
 
 @pytest.mark.filterwarnings(CONVERGENCE)
@@ -456,8 +467,10 @@ def no_work(monkeypatch):
     def work(*args, **kwargs):
         raise AssertionError("the input was not checked before work started")
 
-    for name in ("run_epoch", "fit_lbfgs", "predict_logits"):
+    for name in ("fit_lbfgs", "predict_logits"):
         monkeypatch.setattr(skdnn._classifier, name, work)
+    # Either engine's epochs, and the engine itself, are made here.
+    monkeypatch.setattr(DNNClassifier, "_epoch_runner", work)
 
 
 def _bad_x_cases():
@@ -878,17 +891,15 @@ def test_prediction_of_an_array_warns_a_model_fitted_with_feature_names():
 
 def _raising_after_one_epoch(monkeypatch):
     """Make the second epoch run from now on fail, after it has trained."""
-    real = skdnn._classifier.run_epoch
     calls = []
 
-    def run_epoch(**kwargs):
-        loss = real(**kwargs)
+    def after(model, loss):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("failed in mid-training")
         return loss
 
-    monkeypatch.setattr(skdnn._classifier, "run_epoch", run_epoch)
+    _after_each_epoch(monkeypatch, after)
 
 
 @pytest.mark.parametrize(
