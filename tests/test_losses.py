@@ -345,3 +345,33 @@ def test_stacked_backward_gives_each_model_its_own_autograd_gradient(stack):
             views.squared_norm[m],
             sum(W.square().sum() for W in batch.weights),
         )
+
+
+def test_the_engine_imports_no_estimator_module():
+    # The estimators and the searches call into skdnn._engine, never the
+    # other way round: its modules import each other, skdnn._compat and
+    # third-party packages only.
+    import ast
+    from pathlib import Path
+
+    import skdnn._engine
+
+    allowed = {"skdnn._compat", "skdnn._engine"}
+    for path in Path(skdnn._engine.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                # Relative: level 1 is skdnn._engine, level 2 is skdnn.
+                base = ["skdnn._engine", "skdnn"][node.level - 1]
+                target = f"{base}.{node.module}" if node.module else base
+            elif isinstance(node, ast.ImportFrom):
+                target = node.module
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+                assert not any(t.startswith("skdnn") for t in targets), path
+                continue
+            else:
+                continue
+            if target.startswith("skdnn"):
+                assert any(
+                    target == name or target.startswith(name + ".") for name in allowed
+                ), f"{path.name} imports {target}"
