@@ -301,8 +301,30 @@ def _shuffle_groups(estimators, prepared, n_rows):
     return [np.array(members) for members in groups.values()]
 
 
+def stacked_model(estimator):
+    """What the trainer reads of a prepared estimator: a :class:`StackedModel`."""
+    module = estimator.module_
+    return StackedModel(
+        weights=tuple(module.weights),
+        biases=tuple(module.biases),
+        activation=module.activation,
+        loss=loss_for_output(estimator.out_activation_),
+        learning_rate=estimator.learning_rate_init,
+        alpha=estimator.alpha,
+        beta_1=estimator.beta_1,
+        beta_2=estimator.beta_2,
+        epsilon=estimator.epsilon,
+    )
+
+
 def _train(estimators, prepared, *, numpy_products=None, deferred=None):
-    trainer = Trainer(estimators, prepared, numpy_products=numpy_products)
+    n_rows = np.array([len(p.X) for p in prepared])
+    trainer = Trainer(
+        [stacked_model(est) for est in estimators],
+        prepared,
+        batch_sizes=_batch_sizes(estimators, n_rows),
+        numpy_products=numpy_products,
+    )
     M = len(estimators)
     n_rows = trainer.n_rows
     max_iter = np.array([est.max_iter for est in estimators])
@@ -365,6 +387,25 @@ def _train(estimators, prepared, *, numpy_products=None, deferred=None):
     return diverged
 
 
+class StackedModel(NamedTuple):
+    """One model as the trainer sees it: its network and training settings.
+
+    The trainer reads nothing else of an estimator (see :func:`stacked_model`);
+    the models of one trainer share the architecture, activation, loss,
+    Adam's betas and epsilon, and the device (the first model's are used).
+    """
+
+    weights: tuple
+    biases: tuple
+    activation: str
+    loss: object
+    learning_rate: float
+    alpha: float
+    beta_1: float
+    beta_2: float
+    epsilon: float
+
+
 class Trainer:
     """Networks of one :func:`group_key`, trained epoch by epoch together.
 
@@ -375,19 +416,18 @@ class Trainer:
 
     Parameters
     ----------
-    estimators : list of DNNClassifier
-        Prepared (see :func:`prepare_fit`); their initial weights are the
-        stacked networks' starting point.
+    models : list of StackedModel
+        Each model's initial weights (the stacked networks' starting point)
+        and settings.
     prepared : list of SimpleNamespace
-        Each estimator's checked input (``X``, ``target``,
-        ``sample_weight``, ``torch_seed``, ``rates``).
+        Each model's checked input (``X``, ``target``, ``sample_weight``,
+        ``torch_seed``, ``rates``).
+    batch_sizes : sequence of int
+        Each model's batch size, already clipped to its rows.
     numpy_products : bool, default=None
         Whether the matrix products go through numpy (see
         :class:`_Workspace`); None: on the CPU. Callers decide with
         :func:`uses_numpy_products` and limit BLAS's threads accordingly.
-    batch_sizes : sequence of int, default=None
-        Each model's batch size, already clipped to its rows; None: from
-        the estimators' ``batch_size``, warning where it is clipped.
     bound : tuple, default=None
         For one estimator's own ``fit``: ``(flat, grad, adam_state,
         generator)``, its flat parameter and gradient, the ``(exp_avg,
@@ -398,18 +438,17 @@ class Trainer:
 
     def __init__(
         self,
-        estimators,
+        models,
         prepared,
         *,
+        batch_sizes,
         numpy_products=None,
-        batch_sizes=None,
         bound=None,
     ):
-        M = len(estimators)
-        first = estimators[0]
-        dtype = first.module_.weights[0].dtype
-        device = first.device_
-        self.loss = loss = loss_for_output(first.out_activation_)
+        M = len(models)
+        first = models[0]
+        dtype, device = first.weights[0].dtype, first.weights[0].device
+        self.loss = loss = first.loss
 
         # Every model's rows, one after another: model m's row i is row
         # offsets[m] + i. Folds share no memory here; the data of a grid
@@ -432,10 +471,7 @@ class Trainer:
                 for p, n in zip(prepared, n_rows, strict=True)
             ]
         )  # fmt: skip
-        if batch_sizes is None:
-            batch = _batch_sizes(estimators, n_rows)
-        else:
-            batch = np.asarray(batch_sizes)
+        batch = np.asarray(batch_sizes)
         self.layout = layout = batch_layout(n_rows, batch)
         S, M, B = layout[1].shape
         # Each step's real rows per model, the same every epoch it runs.
@@ -448,8 +484,8 @@ class Trainer:
             numpy_products = device.type == "cpu"
         flat, grad, adam_state, generator = bound or (None, None, None, None)
         self.ws = ws = _Workspace(
-            [tuple(W.shape) for W in first.module_.weights],
-            first.module_.activation,
+            [tuple(W.shape) for W in first.weights],
+            first.activation,
             M,
             B,
             dtype=dtype,
@@ -461,22 +497,22 @@ class Trainer:
         )
         if flat is None:
             # Each model's initial parameters, into its views of the buffer.
-            for m, est in enumerate(estimators):
-                for W, value in zip(ws.weights, est.module_.weights, strict=True):
+            for m, model in enumerate(models):
+                for W, value in zip(ws.weights, model.weights, strict=True):
                     W[m].copy_(value)
-                for b, value in zip(ws.biases, est.module_.biases, strict=True):
+                for b, value in zip(ws.biases, model.biases, strict=True):
                     b[m, 0].copy_(value)
         self.adam = make_adam(
             flat=ws.flat,
             grad=ws.grad,
-            learning_rates=[est.learning_rate_init for est in estimators],
+            learning_rates=[model.learning_rate for model in models],
             beta_1=first.beta_1,
             beta_2=first.beta_2,
             eps=first.epsilon,
             state=adam_state,
         )
         self.alpha = torch.tensor(
-            [est.alpha for est in estimators], dtype=dtype, device=device
+            [model.alpha for model in models], dtype=dtype, device=device
         ).reshape(1, M, 1)
         # One epoch's data, masks, logits and weight norms, filled in place
         # every epoch; step s reads views of their row s, made once.

@@ -22,7 +22,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ._batched import Trainer, uses_numpy_products
+from ._batched import Trainer, stacked_model, uses_numpy_products
 from ._compat import (
     Interval,
     Options,
@@ -1159,8 +1159,8 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                 generator,
             )
             return Trainer(
-                [self], [checked], numpy_products=True, batch_sizes=[batch_size],
-                bound=bound,
+                [stacked_model(self)], [checked], batch_sizes=[batch_size],
+                numpy_products=True, bound=bound,
             ).run_single_epoch  # fmt: skip
         n_weights = sum(W.numel() for W in weights)
         settings = dict(
