@@ -22,7 +22,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ._batched import Trainer, stacked_model, uses_numpy_products
+from ._batched import stacked_model
 from ._compat import (
     Interval,
     Options,
@@ -42,6 +42,7 @@ from ._device import (
     torch_threads,
 )
 from ._engine.losses import loss_for_output
+from ._engine.trainer import Trainer, uses_numpy_products
 from ._network import (
     OUTPUT_PROBA,
     OUTPUT_PROBA_NUMPY,

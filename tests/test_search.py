@@ -20,14 +20,10 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 import skdnn._training
 from skdnn import DNNClassifier
-from skdnn._batched import (
-    _EpochMasks,
-    batch_layout,
-    epoch_rows,
-    make_adam,
-    prepare_fit,
-    train_batched,
-)
+from skdnn._batched import prepare_fit, train_batched
+from skdnn._engine.masks import _EpochMasks
+from skdnn._engine.optim import make_adam
+from skdnn._engine.trainer import batch_layout, epoch_rows
 from skdnn.model_selection import GridSearchCV, RandomizedSearchCV
 
 # float64 after 100 epochs of Adam: the batched and sequential fits differ in

@@ -11,8 +11,9 @@ import torch
 from sklearn.base import clone
 from threadpoolctl import threadpool_info, threadpool_limits
 
-import skdnn._batched
 import skdnn._classifier
+import skdnn._engine.masks
+import skdnn._engine.trainer
 import skdnn._network
 import skdnn._training
 from skdnn import DNNClassifier
@@ -359,14 +360,14 @@ def test_small_fits_keep_numpys_blas_to_one_thread(monkeypatch):
     # The batched trainer multiplies through numpy when torch runs on one
     # thread; numpy's BLAS must not start threads of its own then.
     seen = []
-    real = skdnn._batched._step
+    real = skdnn._engine.trainer._step
 
     def step(ws, views, *, loss):
         if not seen:
             seen.append(_blas_threads())
         return real(ws, views, loss=loss)
 
-    monkeypatch.setattr(skdnn._batched, "_step", step)
+    monkeypatch.setattr(skdnn._engine.trainer, "_step", step)
     with threadpool_limits(2, user_api="blas"):
         DNNClassifier((6,), max_iter=1, random_state=0).fit(*_blobs())
         after = _blas_threads()
@@ -407,9 +408,9 @@ def test_fits_whose_epoch_masks_would_be_large_train_with_the_loop(monkeypatch):
     # (which draws them in blocks) trains, and gives the same model.
     X, y = _blobs()
     epochs = []
-    real = skdnn._batched.Trainer.run_epoch
+    real = skdnn._engine.trainer.Trainer.run_epoch
     monkeypatch.setattr(
-        skdnn._batched.Trainer,
+        skdnn._engine.trainer.Trainer,
         "run_epoch",
         lambda self, *args: epochs.append(1) or real(self, *args),
     )
@@ -442,8 +443,8 @@ def test_dropout_keeps_each_units_expected_activation_at_any_rate(rate):
     assert values[0] == 0.0
     assert len(values) == 2 and values[1] * kept_fraction == pytest.approx(1, 1e-15)
     # The batched trainer's masks, of one model of the same rate, scale alike.
-    layout = skdnn._batched.batch_layout(np.array([64]), np.array([64]))
-    epoch = skdnn._batched._EpochMasks(
+    layout = skdnn._engine.trainer.batch_layout(np.array([64]), np.array([64]))
+    epoch = skdnn._engine.masks._EpochMasks(
         layout=layout,
         batch=np.array([64]),
         widths=[4],

@@ -1,0 +1,334 @@
+"""M networks of one architecture as stacked tensors: one training step.
+
+The workspace holds the stacked parameters, gradients and per-step buffers;
+:func:`_step` runs every model's forward pass, its loss's gradient at the
+output and its backward pass, each model with its own weights, rows, masks
+and penalty. A single fit is a stack of one.
+"""
+
+# Authors: The skdnn developers
+# SPDX-License-Identifier: BSD-3-Clause
+
+import copy
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .._compat import threshold_backward
+from .._network import ACTIVATIONS_INPLACE
+from .._training import (
+    _ACTIVATION_BACKWARD_INPLACE,
+)
+
+# torch's CPU bmm multiplies matrices of fewer than 400 multiply-adds in an
+# unvectorized loop that costs about 3 ns per output: a (32, 2) @ (2, 6)
+# product of 30 models took 28 us there, against 12 us as two broadcast
+# multiply-adds, one per column of the left matrix. numpy's matmul, one BLAS
+# call per model, is faster still on the CPU (see _Workspace).
+_BMM_LOOP_MACS = 400
+
+
+def _by_columns(rows, inner, cols, device, *, numpy_products=False):
+    """Whether a batched product is cheaper as one broadcast op per inner index."""
+    if inner == 1:
+        # An outer product: one broadcast multiply, the same numbers as bmm.
+        return True
+    return (
+        not numpy_products
+        and device.type == "cpu"
+        and inner == 2
+        and rows * inner * cols < _BMM_LOOP_MACS
+    )
+
+
+def _product(a, a_columns, b, b_rows, *, bias, out):
+    """``bias + a @ b`` into ``out``, by bmm or by columns of ``a``.
+
+    With ``a_columns`` (the views ``a[..., k : k + 1]``) and ``b_rows``
+    (``b[:, k : k + 1, :]``) it is a sum of broadcast products; for one
+    column, the same numbers as bmm.
+    """
+    if a_columns is None:
+        if bias is None:
+            return torch.bmm(a, b, out=out)
+        return torch.baddbmm(bias, a, b, out=out)
+    if bias is None:
+        torch.mul(a_columns[0], b_rows[0], out=out)
+    else:
+        torch.addcmul(bias, a_columns[0], b_rows[0], out=out)
+    for column, row in zip(a_columns[1:], b_rows[1:], strict=True):
+        out.addcmul_(column, row)
+    return out
+
+
+class _StepViews(NamedTuple):
+    """One step's slices of the epoch's buffers, feature-major (``*_np``: numpy
+    views or None)."""
+
+    X_T: torch.Tensor
+    X_rows: tuple | None
+    X_T_np: np.ndarray | None
+    target: torch.Tensor
+    share: torch.Tensor
+    coef: torch.Tensor
+    masks: tuple
+    logits: torch.Tensor
+    logits_np: np.ndarray | None
+    squared_norm: torch.Tensor
+
+
+class _Workspace:
+    """The stacked networks' parameters, gradients and per-step buffers.
+
+    Parameters live in one ``(n_models, n_params)`` buffer, weights first,
+    each layer a strided view of it, so that the L2 term is one operation
+    over every weight and each model's parameters are one row for Adam.
+    Every step writes its activations and gradients into the same memory.
+
+    Activations and errors are feature-major, ``(n_models, width, batch)``:
+    a layer computes ``W.T @ h`` and its weight gradient ``h @ delta.T``,
+    the transposes being views that BLAS reads as they are. The bias then
+    broadcasts along the batch, not along a layer's few units: adding it to
+    30 models' activations of (32 rows, 6 units) took 2.9 us instead of 7.8,
+    and the bias gradient sums contiguous memory.
+
+    With ``numpy_products`` (the default on the CPU) the matrix products go
+    through numpy views of the same memory: ``np.matmul`` makes one BLAS call
+    per model, which on 30 models of a 2-6-4-1 network took 3 to 7 us a
+    product where torch's bmm took 9 to 18 (its small-matrix loop is
+    unvectorized, and its larger path copies a strided output), and it
+    writes each model's weight gradient straight into its row of the flat
+    gradient.
+
+    A ReLU layer with dropout keeps a gate, the mask where the unit's input
+    is positive and 0 elsewhere: the layer's output is its input times the
+    gate, and its error the upstream error times the gate, one operation
+    each way instead of two.
+
+    Parameters
+    ----------
+    shapes : list of tuple of int
+        Each layer's weight shape, ``(fan_in, fan_out)``: the architecture.
+    activation : str
+        The hidden layers' activation, a key of ``ACTIVATIONS_INPLACE``.
+    n_models, batch_size : int
+        The models stacked, and the rows a step holds per model.
+    dtype, device
+        The parameters' and buffers'.
+    dropped : sequence of bool
+        Per hidden layer, whether any model drops units there.
+    numpy_products : bool, default=False
+        Whether the products go through numpy (CPU only).
+    flat, grad : Tensor, default=None
+        One fit's own flat parameter and gradient to train in place (one
+        model); None makes new buffers.
+    """
+
+    def __init__(self, shapes, activation, n_models, batch_size, *, dtype, dropped,
+                 device, numpy_products=False, flat=None, grad=None):  # fmt: skip
+        M, B = n_models, batch_size
+        self.numpy_products = numpy_products
+        self.last = len(shapes) - 1
+        self.n_weights = sum(a * b for a, b in shapes)
+        n_params = self.n_weights + sum(b for _, b in shapes)
+        if flat is None:
+            self.flat = torch.empty((M, n_params), dtype=dtype, device=device)
+            self.grad = torch.zeros_like(self.flat)
+        else:
+            # One fit's own flat parameter and gradient, trained in place.
+            self.flat, self.grad = flat.view(1, n_params), grad.view(1, n_params)
+        self.flat_weights = self.flat[:, : self.n_weights]
+        self.grad_flat_weights = self.grad[:, : self.n_weights]
+        self.weights, biases = _layer_views(self.flat, shapes)
+        self.grad_weights, grad_biases = _layer_views(self.grad, shapes)
+        self.biases = biases
+        # (n_models, fan_out, 1): a column per model, broadcast along the batch.
+        self.bias_columns = [b.transpose(1, 2) for b in biases]
+        self.grad_bias_columns = [b.transpose(1, 2) for b in grad_biases]
+        self.weights_T = [W.transpose(1, 2) for W in self.weights]
+        # bmm into a strided view of the gradient took a path four times as
+        # slow for a (6, 4) layer: each product goes through a buffer.
+        # (numpy's matmul writes into the view directly.)
+        self.grad_buffers = (
+            None if numpy_products else [torch.empty_like(W) for W in self.grad_weights]
+        )
+        self.widths = [fan_out for _, fan_out in shapes[:-1]]
+        self.n_outputs = shapes[-1][1]
+
+        def empty(width):
+            return torch.empty((M, width, B), dtype=dtype, device=device)
+
+        self.outputs = [empty(w) for w in self.widths]
+        self.masked = [
+            empty(w) if d else None for w, d in zip(self.widths, dropped, strict=True)
+        ]
+        self.gated = activation == "relu"
+        self.gates = [
+            empty(w) if d and self.gated else None
+            for w, d in zip(self.widths, dropped, strict=True)
+        ]
+        self.upstream = [empty(w) for w in self.widths]
+        self.delta = empty(self.n_outputs)
+        self.minus_ones = torch.full((M, 1, B), -1.0, dtype=dtype, device=device)
+        # Layer i + 1's input; layer 0's is the step's data.
+        self.inputs = [
+            m if d else o
+            for m, o, d in zip(self.masked, self.outputs, dropped, strict=True)
+        ]
+        deltas = [*self.upstream, self.delta]
+        deltas_T = [d.transpose(1, 2) for d in deltas]
+        self.deltas_T = deltas_T
+
+        def by_rows(inner, cols):
+            return _by_columns(B, inner, cols, device, numpy_products=numpy_products)
+
+        # Products a @ b done as broadcast products, one per column of a and
+        # row of b: layer i's W.T @ h (inner: fan_in) and, but for layer 0,
+        # its upstream W @ delta (inner: fan_out).
+        self.forward_by_rows = [by_rows(a, b) for a, b in shapes]
+        upstream_by_rows = [i > 0 and by_rows(b, a) for i, (a, b) in enumerate(shapes)]
+
+        def columns(a, use):
+            return [a[..., k : k + 1] for k in range(a.shape[2])] if use else None
+
+        def rows(b, use):
+            return [b[:, k : k + 1, :] for k in range(b.shape[1])] if use else None
+
+        self.weight_T_columns = [
+            columns(W_T, use)
+            for W_T, use in zip(self.weights_T, self.forward_by_rows, strict=True)
+        ]
+        self.input_rows = [
+            rows(h, use)
+            for h, use in zip(self.inputs, self.forward_by_rows[1:], strict=True)
+        ]
+        self.weight_columns = [
+            columns(W, use)
+            for W, use in zip(self.weights, upstream_by_rows, strict=True)
+        ]
+        self.delta_rows = [
+            rows(d, use) for d, use in zip(deltas, upstream_by_rows, strict=True)
+        ]
+        self.act = ACTIVATIONS_INPLACE[activation]
+        self.act_backward = _ACTIVATION_BACKWARD_INPLACE[activation]
+        as_numpy = self.as_numpy
+        self.weights_np = [as_numpy(W) for W in self.weights]
+        self.weights_T_np = [as_numpy(W) for W in self.weights_T]
+        self.grad_weights_np = [as_numpy(W) for W in self.grad_weights]
+        self.outputs_np = [as_numpy(h) for h in self.outputs]
+        self.inputs_np = [as_numpy(h) for h in self.inputs]
+        self.deltas_np = [as_numpy(d) for d in deltas]
+        self.deltas_T_np = [as_numpy(d) for d in deltas_T]
+
+    def as_numpy(self, tensor):
+        """A numpy view of ``tensor`` for the products, or None without them."""
+        return tensor.numpy() if self.numpy_products else None
+
+    def models(self, rows):
+        """This workspace for the models ``rows`` (a slice): views of its memory."""
+        part = copy.copy(self)
+        for name, value in vars(self).items():
+            setattr(part, name, _models(value, rows))
+        return part
+
+
+def _models(value, rows):
+    """``value`` with the model dimension, the first of every tensor and array
+    in it, cut to ``rows``."""
+    if isinstance(value, torch.Tensor | np.ndarray):
+        return value[rows]
+    if isinstance(value, _StepViews):
+        return _StepViews._make(_models(v, rows) for v in value)
+    if isinstance(value, list | tuple):
+        return type(value)(_models(v, rows) for v in value)
+    return value
+
+
+def _layer_views(buffer, shapes):
+    M = buffer.shape[0]
+    weights, biases, start = [], [], 0
+    for fan_in, fan_out in shapes:
+        size = fan_in * fan_out
+        weights.append(buffer[:, start : start + size].view(M, fan_in, fan_out))
+        start += size
+    for _, fan_out in shapes:
+        biases.append(buffer[:, start : start + fan_out].view(M, 1, fan_out))
+        start += fan_out
+    return weights, biases
+
+
+def _step(ws, views, *, loss):
+    """Every model's gradient into ``ws.grad``; its logits and weight norm saved.
+
+    :func:`~skdnn._training.backward` with a leading model dimension, on
+    feature-major activations (see :class:`_Workspace`): the error at the
+    output is ``loss.gradient`` (``inverse_link(raw) - target``) times each
+    row's share of its model's batch weight, propagated back through each
+    model's own weights and masks.
+    """
+    last, masks, numpy_products = ws.last, views.masks, ws.numpy_products
+    h, rows, h_np = views.X_T, views.X_rows, views.X_T_np
+    for i in range(last + 1):
+        out = ws.outputs[i] if i < last else views.logits
+        if numpy_products:
+            np.matmul(ws.weights_T_np[i], h_np, out=ws.outputs_np[i] if i < last
+                      else views.logits_np)  # fmt: skip
+            out.add_(ws.bias_columns[i])
+        else:
+            _product(
+                ws.weights_T[i], ws.weight_T_columns[i], h, rows,
+                bias=ws.bias_columns[i], out=out,
+            )  # fmt: skip
+        if i == last:
+            break
+        mask = masks[i] if masks else None
+        if mask is None:
+            ws.act(out)
+        elif ws.gated:
+            gate = ws.gates[i]
+            threshold_backward(mask, out, 0, grad_input=gate)
+            torch.mul(out, gate, out=ws.masked[i])
+        else:
+            torch.mul(ws.act(out), mask, out=ws.masked[i])
+        h, rows, h_np = ws.inputs[i], ws.input_rows[i], ws.inputs_np[i]
+    delta = ws.delta
+    loss.gradient(views.logits, views.target, 1, out=delta, scratch=ws.minus_ones)
+    delta.mul_(views.share)
+    for i in range(last, -1, -1):
+        if numpy_products:
+            np.matmul(
+                ws.inputs_np[i - 1] if i else views.X_T_np,
+                ws.deltas_T_np[i],
+                out=ws.grad_weights_np[i],
+            )
+        else:
+            torch.bmm(
+                ws.inputs[i - 1] if i else views.X_T, ws.deltas_T[i],
+                out=ws.grad_buffers[i],
+            )  # fmt: skip
+            ws.grad_weights[i].copy_(ws.grad_buffers[i])
+        torch.sum(delta, dim=2, keepdim=True, out=ws.grad_bias_columns[i])
+        if i == 0:
+            break
+        upstream = ws.upstream[i - 1]
+        if numpy_products and ws.delta_rows[i] is None:
+            np.matmul(ws.weights_np[i], ws.deltas_np[i], out=ws.deltas_np[i - 1])
+        else:
+            _product(
+                ws.weights[i], ws.weight_columns[i], delta, ws.delta_rows[i],
+                bias=None, out=upstream,
+            )  # fmt: skip
+        mask = masks[i - 1] if masks else None
+        if mask is None:
+            delta = ws.act_backward(upstream, ws.outputs[i - 1])
+        elif ws.gated:
+            delta = upstream.mul_(ws.gates[i - 1])
+        else:
+            delta = ws.act_backward(upstream.mul_(mask), ws.outputs[i - 1])
+    # d/dW of (alpha / 2) ||W||^2 / weight_sum, each model its own alpha and
+    # batch weight; the penalty itself joins the loss at the epoch's end,
+    # from the norm saved here (not the weights: a copy per step would take
+    # memory of n_steps times the models' weights).
+    torch.linalg.vecdot(ws.flat_weights, ws.flat_weights, out=views.squared_norm)
+    ws.grad_flat_weights.addcmul_(ws.flat_weights, views.coef)

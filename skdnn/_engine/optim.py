@@ -1,0 +1,199 @@
+"""Adam for M stacked models: each its own learning rate and step count."""
+
+# Authors: The skdnn developers
+# SPDX-License-Identifier: BSD-3-Clause
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .._compat import has_fused_adam
+from .._training import (
+    fused_adam_kernel,
+)
+
+
+class BatchedAdam(NamedTuple):
+    """What :func:`make_adam` returns: the updates and the optimizers' state."""
+
+    epoch: Callable
+    apply: Callable
+    exp_avg: torch.Tensor
+    exp_avg_sq: torch.Tensor
+    steps: torch.Tensor
+
+
+def make_adam(
+    *, flat, grad, learning_rates, beta_1, beta_2, eps, fused=None, state=None
+):
+    """Adam for each row of ``flat``, as an independent ``torch.optim.Adam``.
+
+    Parameters
+    ----------
+    flat, grad : Tensor of shape (n_models, n_params)
+        Each model's parameters and their gradient.
+    learning_rates : sequence of float
+        Each model's.
+    beta_1, beta_2, eps : float
+    fused : bool, default=None
+        Whether to call torch's fused kernel; None: where torch has one.
+    state : tuple, default=None
+        For one model (fused only): the ``(exp_avg, exp_avg_sq, step)`` of
+        a ``torch.optim.Adam(fused=True)``, updated in place as its own
+        step would; None: new zero moments and counts.
+
+    Returns
+    -------
+    BatchedAdam
+        Its ``epoch(active_steps)`` plans an epoch's updates at once, from a
+        boolean array of shape (n_steps, n_models); ``apply`` takes each
+        step's plan in turn and steps the models active there, leaving the
+        others exactly as they are: parameters, moments and step count.
+        ``exp_avg``, ``exp_avg_sq`` (each model's row) and ``steps`` (shape
+        (n_models,)) are the optimizers' state.
+    """
+    M = flat.shape[0]
+    if fused is None:
+        fused = has_fused_adam() and flat.device.type in ("cpu", "cuda")
+    if state is not None:
+        exp_avg, exp_avg_sq, step = state
+        exp_avg, exp_avg_sq = exp_avg.view(1, -1), exp_avg_sq.view(1, -1)
+    else:
+        exp_avg = torch.zeros_like(flat)
+        exp_avg_sq = torch.zeros_like(flat)
+    if not fused:
+        counts = torch.zeros((M, 1), dtype=flat.dtype, device=flat.device)
+        lr = torch.tensor(learning_rates, dtype=flat.dtype, device=flat.device).reshape(
+            M, 1
+        )
+        columns = {}
+
+        def column(active):
+            # None when every model steps; else 1 or 0 per model, made once.
+            if active.all():
+                return None
+            key = active.tobytes()
+            if key not in columns:
+                columns[key] = torch.tensor(
+                    active, dtype=flat.dtype, device=flat.device
+                ).reshape(M, 1)
+            return columns[key]
+
+        def epoch(active_steps):
+            return [column(active) for active in active_steps]
+
+        def apply(active):
+            _adam(
+                flat=flat,
+                grad=grad,
+                exp_avg=exp_avg,
+                exp_avg_sq=exp_avg_sq,
+                steps=counts,
+                lr=lr,
+                active=active,
+                beta_1=beta_1,
+                beta_2=beta_2,
+                eps=eps,
+            )
+
+        return BatchedAdam(epoch, apply, exp_avg, exp_avg_sq, counts.view(M))
+
+    # torch.optim.Adam(fused=True) keeps a float32 step count per parameter,
+    # adds 1 to it and calls this kernel. Here each model keeps its own
+    # count; the counts are views of one tensor, incremented in one
+    # operation. The kernel takes one learning rate and one count per
+    # tensor: consecutive models that step together with one rate and one
+    # count are updated as one tensor, their rows of the buffers (a third of
+    # the time of a tensor per row): a whole grid search's models while they
+    # keep in step, and, when some train on more rows than others, each run
+    # of models that has taken as many steps. All runs of one rate go in one
+    # call. Its numbers are the same as per row but for rounding: the
+    # kernel's vectorized body and its scalar tail round differently (1
+    # ulp), and a model's elements fall in either by their place in the
+    # tensor.
+    if state is None:
+        counts = torch.zeros(M, dtype=torch.float32, device=flat.device)
+    else:
+        counts = step.view(1)
+    learning_rates = np.asarray(learning_rates, dtype=np.float64)
+    same_rate = np.diff(learning_rates) == 0
+    taken = np.zeros(M, dtype=np.int64)
+    plans = {}
+
+    def plan(active, counted):
+        together = same_rate & (np.diff(counted) == 0) & active[1:] & active[:-1]
+        starts = np.flatnonzero(np.concatenate([[True], ~together]))
+        # One call per rate, each run one of its tensors, with its own count.
+        calls = {}
+        for a, b in zip(starts, [*starts[1:], M], strict=True):
+            if active[a]:
+                params, grads, avgs, avg_sqs, _, steps = calls.setdefault(
+                    float(learning_rates[a]), ([], [], [], [], [], [])
+                )
+                for tensors, rows in zip(
+                    (params, grads, avgs, avg_sqs),
+                    (flat, grad, exp_avg, exp_avg_sq),
+                    strict=True,
+                ):
+                    tensors.append(rows[a:b].reshape(-1))
+                steps.append(counts[a])
+        calls = list(calls.items())
+        increment = None
+        if not active.all():
+            increment = torch.tensor(active, dtype=torch.float32, device=flat.device)
+        return increment, calls
+
+    def epoch(active_steps):
+        # The plans depend on which models step and on which neighbours
+        # have taken as many steps: the same from epoch to epoch.
+        key = (active_steps.tobytes(), (np.diff(taken) == 0).tobytes())
+        if key not in plans:
+            counted, steps = taken.copy(), []
+            for active in active_steps:
+                steps.append(plan(active, counted))
+                counted = counted + active
+            plans[key] = steps
+        taken[:] += active_steps.sum(axis=0)
+        return plans[key]
+
+    def apply(step_plan):
+        increment, calls = step_plan
+        if increment is None:
+            counts.add_(1)
+        else:
+            counts.add_(increment)
+        for lr, tensors in calls:
+            fused_adam_kernel(tensors, lr, beta_1, beta_2, eps)
+
+    return BatchedAdam(epoch, apply, exp_avg, exp_avg_sq, counts)
+
+
+def _adam(*, flat, grad, exp_avg, exp_avg_sq, steps, lr, active, beta_1, beta_2, eps):
+    """One Adam step of every model, as ``torch.optim.Adam`` computes it.
+
+    Each model has its own step count and learning rate (columns of
+    ``steps`` and ``lr``). Models whose ``active`` entry is 0 (a step past
+    their last batch, or a model that has stopped) are left exactly as they
+    are: parameters, moments and step count.
+    """
+    with torch.no_grad():
+        if active is None:
+            steps.add_(1)
+            exp_avg.lerp_(grad, 1 - beta_1)
+            exp_avg_sq.mul_(beta_2).addcmul_(grad, grad, value=1 - beta_2)
+            step_size = lr
+        else:
+            steps.add_(active)
+            exp_avg.lerp_(grad, active * (1 - beta_1))
+            decay = 1 - active * (1 - beta_2)
+            exp_avg_sq.mul_(decay).addcmul_(grad.square(), active * (1 - beta_2))
+            step_size = lr * active
+        # A model not yet stepped has count 0 and step size 0: the clamp only
+        # avoids 0 / 0. An inactive model's update is exactly 0 * finite.
+        counts = steps.clamp(min=1)
+        bias_correction1 = 1 - beta_1**counts
+        bias_correction2_sqrt = (1 - beta_2**counts).sqrt()
+        denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+        flat.addcmul_(exp_avg / denom, step_size / bias_correction1, value=-1)

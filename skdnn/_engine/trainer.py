@@ -1,0 +1,449 @@
+"""The epoch loop of M stacked networks: their rows, batches, masks and steps.
+
+A grid search over a small network spends most of each fit on per-step
+overhead, not arithmetic. Here the weights of M independent networks are
+stacked along a leading model dimension, ``(M, fan_in, fan_out)``, so that one
+batched matrix product (``torch.baddbmm``) does a layer's work for all of them,
+and one call of torch's fused Adam kernel updates all M, each model its own
+parameter with its own step count: M independent optimizers. What can be
+done once per epoch is: each model's batches, the dropout masks, the losses.
+
+Each model keeps what makes it a separate fit: its own rows (folds of any
+size), its own batch size, shuffle and initial weights from its own
+``random_state`` (drawn exactly as :class:`~skdnn.DNNClassifier` draws them),
+its own dropout rate, ``alpha``, learning rate, ``max_iter``, ``tol`` and
+``n_iter_no_change``, and its own stopping state.
+
+Nothing here reads an estimator: models come as :class:`StackedModel`
+tuples, and their checked input as the estimator plumbing of
+:mod:`skdnn._batched` prepares it.
+"""
+
+# Authors: The skdnn developers
+# SPDX-License-Identifier: BSD-3-Clause
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .._training import (
+    to_device,
+)
+from .masks import _EpochMasks
+from .network import _models, _step, _StepViews, _Workspace
+from .optim import make_adam
+
+
+def batch_layout(n_rows, batch):
+    """Where each model's batches sit in an epoch's grid of steps and slots.
+
+    Parameters
+    ----------
+    n_rows : ndarray of int
+        Each model's number of training rows.
+    batch : ndarray of int
+        Each model's batch size.
+
+    Returns
+    -------
+    source : ndarray of int64 of shape (n_steps, n_models, max_batch)
+        For a slot in use, the position in the models' concatenated epoch
+        orders (see :func:`epoch_rows`) of the row it holds; 0 elsewhere
+        (padding).
+    valid : ndarray of bool of the same shape
+        The slots in use: slot j of step s of model m holds position
+        ``s * batch[m] + j`` of the model's order, as the sequential fit cuts
+        its epoch, when ``j < batch[m]`` and that position exists.
+    """
+    n_rows, batch = np.asarray(n_rows), np.asarray(batch)
+    offsets = np.concatenate([[0], np.cumsum(n_rows)[:-1]])
+    S, B = int((-(-n_rows // batch)).max()), int(batch.max())
+    slot = np.arange(B)[None, None, :]
+    position = np.arange(S)[:, None, None] * batch[None, :, None] + slot
+    valid = (slot < batch[None, :, None]) & (position < n_rows[None, :, None])
+    source = np.where(valid, position + offsets[None, :, None], 0)
+    return source, valid
+
+
+def epoch_rows(orders, layout, *, out=None, offsets=None):
+    """Every model's batches of one epoch, as one grid of row numbers.
+
+    Parameters
+    ----------
+    orders : list of ndarray
+        Each model's rows in the order its epoch visits them, a permutation
+        of ``range(n_rows[m])``.
+    layout : tuple
+        :func:`batch_layout` of the models' row counts and batch sizes.
+    out : ndarray of int64, default=None
+        Where to write the grid; a new array when None.
+    offsets : ndarray of int64, default=None
+        Each row's offset, ``offsets[m]`` repeated ``n_rows[m]`` times, made
+        once by a caller that asks every epoch; computed when None.
+
+    Returns
+    -------
+    ndarray of int64 of shape (n_steps, n_models, max_batch)
+        Step s of model m trains on ``index[s, m][valid[s, m]]``, with the
+        layout's ``valid``: rows of the models' data one after another (model
+        m's row i is row ``offsets[m] + i``), ``orders[m][s * b : (s + 1) *
+        b]`` offset so. Slots not in use, padding, hold the first row of
+        the first model's order: a real row, which has no weight there.
+    """
+    source, _ = layout
+    if offsets is None:
+        offsets = row_offsets([len(order) for order in orders])
+    rows = np.concatenate(orders).astype(np.int64, copy=False)
+    rows += offsets
+    return np.take(rows, source, out=out)
+
+
+def row_offsets(n_rows):
+    """Each row's model's offset in the models' rows one after another."""
+    n_rows = np.asarray(n_rows)
+    return np.repeat(np.concatenate([[0], np.cumsum(n_rows)[:-1]]), n_rows)
+
+
+def uses_numpy_products(device, threads):
+    """Whether training's matrix products go through numpy (see _Workspace).
+
+    On the CPU, for work small enough for one thread: numpy's BLAS and
+    torch's OpenMP threads would compete for the cores on larger work (on
+    W3, (256, 256) with batches of 256, each product took milliseconds).
+    """
+    return device.type == "cpu" and threads == 1
+
+
+class StackedModel(NamedTuple):
+    """One model as the trainer sees it: its network and training settings.
+
+    The trainer reads nothing else of an estimator (see :func:`stacked_model`);
+    the models of one trainer share the architecture, activation, loss,
+    Adam's betas and epsilon, and the device (the first model's are used).
+    """
+
+    weights: tuple
+    biases: tuple
+    activation: str
+    loss: object
+    learning_rate: float
+    alpha: float
+    beta_1: float
+    beta_2: float
+    epsilon: float
+
+
+class Trainer:
+    """Networks of one :func:`group_key`, trained epoch by epoch together.
+
+    Everything that lasts from epoch to epoch is made once: the models'
+    data, the workspace, the optimizers, the dropout masks' generators, and
+    one epoch's grid of batches (data, targets, masks, logits), which every
+    epoch fills in place, each step reading its own views of it.
+
+    Parameters
+    ----------
+    models : list of StackedModel
+        Each model's initial weights (the stacked networks' starting point)
+        and settings.
+    prepared : list of SimpleNamespace
+        Each model's checked input (``X``, ``target``, ``sample_weight``,
+        ``torch_seed``, ``rates``).
+    batch_sizes : sequence of int
+        Each model's batch size, already clipped to its rows.
+    numpy_products : bool, default=None
+        Whether the matrix products go through numpy (see
+        :class:`_Workspace`); None: on the CPU. Callers decide with
+        :func:`uses_numpy_products` and limit BLAS's threads accordingly.
+    bound : tuple, default=None
+        For one estimator's own ``fit``: ``(flat, grad, adam_state,
+        generator)``, its flat parameter and gradient, the ``(exp_avg,
+        exp_avg_sq, step)`` of its ``torch.optim.Adam`` and its dropout
+        generator. Training then updates these in place, as the fit's own
+        loop would, instead of copies.
+    """
+
+    def __init__(
+        self,
+        models,
+        prepared,
+        *,
+        batch_sizes,
+        numpy_products=None,
+        bound=None,
+    ):
+        M = len(models)
+        first = models[0]
+        dtype, device = first.weights[0].dtype, first.weights[0].device
+        self.loss = loss = first.loss
+
+        # Every model's rows, one after another: model m's row i is row
+        # offsets[m] + i. Folds share no memory here; the data of a grid
+        # search is copied once per candidate and fold.
+        self.n_rows = n_rows = np.array([len(p.X) for p in prepared])
+        # One model's rows are read in place (fit's X is not written to).
+        X_all = prepared[0].X if M == 1 else np.concatenate([p.X for p in prepared])
+        self.X_all = to_device(X_all, device, dtype)
+        target_all = np.concatenate([p.target for p in prepared])
+        self.target_all = to_device(
+            target_all, device, None if loss.index_target else dtype
+        )
+        self.weighted = any(p.sample_weight is not None for p in prepared)
+        self.shares_for = self.work_for = None
+        self.part_workspaces = {}
+        self.weight_all = np.concatenate(
+            [
+                np.ones(n, dtype=np.float64) if p.sample_weight is None
+                else np.asarray(p.sample_weight, dtype=np.float64)
+                for p, n in zip(prepared, n_rows, strict=True)
+            ]
+        )  # fmt: skip
+        batch = np.asarray(batch_sizes)
+        self.layout = layout = batch_layout(n_rows, batch)
+        S, M, B = layout[1].shape
+        # Each step's real rows per model, the same every epoch it runs.
+        self.rows_per_step = layout[1].sum(axis=2)
+        self.rows = np.empty(layout[0].shape, dtype=np.int64)
+        self.row_offsets = row_offsets(n_rows)
+
+        rates = np.array([p.rates for p in prepared]).reshape(M, -1)
+        if numpy_products is None:
+            numpy_products = device.type == "cpu"
+        flat, grad, adam_state, generator = bound or (None, None, None, None)
+        self.ws = ws = _Workspace(
+            [tuple(W.shape) for W in first.weights],
+            first.activation,
+            M,
+            B,
+            dtype=dtype,
+            dropped=rates.any(axis=0),
+            device=device,
+            numpy_products=numpy_products,
+            flat=flat,
+            grad=grad,
+        )
+        if flat is None:
+            # Each model's initial parameters, into its views of the buffer.
+            for m, model in enumerate(models):
+                for W, value in zip(ws.weights, model.weights, strict=True):
+                    W[m].copy_(value)
+                for b, value in zip(ws.biases, model.biases, strict=True):
+                    b[m, 0].copy_(value)
+        self.adam = make_adam(
+            flat=ws.flat,
+            grad=ws.grad,
+            learning_rates=[model.learning_rate for model in models],
+            beta_1=first.beta_1,
+            beta_2=first.beta_2,
+            eps=first.epsilon,
+            state=adam_state,
+        )
+        self.alpha = torch.tensor(
+            [model.alpha for model in models], dtype=dtype, device=device
+        ).reshape(1, M, 1)
+        # One epoch's data, masks, logits and weight norms, filled in place
+        # every epoch; step s reads views of their row s, made once.
+        grid = (S, M, B)
+        n_features = self.X_all.shape[1]
+        self.X_epoch = torch.empty((*grid, n_features), dtype=dtype, device=device)
+        n_targets = 1 if loss.index_target else target_all.shape[1]
+        self.t_epoch = torch.empty(
+            (*grid, n_targets), dtype=self.target_all.dtype, device=device
+        )
+        self.share = torch.empty((*grid, 1), dtype=dtype, device=device)
+        self.coef = torch.empty((S, M, 1), dtype=dtype, device=device)
+        self.loss_share = torch.empty_like(self.share)
+        self.loss_coef = torch.empty((S, M), dtype=dtype, device=device)
+        # Zeros: a step that trains only some models leaves the others' be.
+        self.logits = torch.zeros((S, M, ws.n_outputs, B), dtype=dtype, device=device)
+        self.squared_norms = torch.zeros((S, M), dtype=dtype, device=device)
+        if generator is None:
+            generators = [
+                torch.Generator(device=device).manual_seed(p.torch_seed)
+                for p in prepared
+            ]
+        else:
+            generators = [generator]
+        self.dropout = _EpochMasks(
+            layout=layout,
+            batch=batch,
+            widths=ws.widths,
+            rates=rates,
+            generators=generators,
+            dtype=dtype,
+            seeds=None if generator is not None else [p.torch_seed for p in prepared],
+        )
+        # Each step's data, targets and shares as the feature-major workspace
+        # reads them: (n_models, columns, batch) views.
+        X_T = self.X_epoch.transpose(2, 3)
+        if ws.forward_by_rows[0]:
+            X_rows = [X_T[:, :, k : k + 1].unbind(0) for k in range(n_features)]
+            X_rows = list(zip(*X_rows, strict=True))
+        else:
+            X_rows = [None] * S
+        self.steps = [
+            _StepViews(
+                X_T=X,
+                X_rows=rows,
+                X_T_np=ws.as_numpy(X),
+                target=target,
+                share=step_share,
+                coef=step_coef,
+                masks=masks,
+                logits=step_logits,
+                logits_np=ws.as_numpy(step_logits),
+                squared_norm=squared_norm,
+            )
+            for X, rows, target, step_share, step_coef, masks, step_logits,
+            squared_norm in zip(
+                X_T.unbind(0),
+                X_rows,
+                self.t_epoch.transpose(2, 3).unbind(0),
+                self.share.transpose(2, 3).unbind(0),
+                self.coef.unbind(0),
+                self.dropout.per_step(),
+                self.logits.unbind(0),
+                self.squared_norms.unbind(0),
+                strict=True,
+            )
+        ]  # fmt: skip
+
+    def _step_work(self, s, stepping):
+        """Step ``s``'s workspace and views, for the models it trains.
+
+        Where these are a run of consecutive models but not all (models with
+        more batches than the others, such as a search's refits trained
+        ahead), the step computes theirs alone, on views of the same memory;
+        None where it trains none.
+        """
+        trained = np.flatnonzero(stepping)
+        if len(trained) == 0:
+            return None
+        first, last = trained[0], trained[-1] + 1
+        if len(trained) == len(stepping) or last - first != len(trained):
+            return self.ws, self.steps[s]
+        rows = slice(first, last)
+        if (first, last) not in self.part_workspaces:
+            self.part_workspaces[first, last] = self.ws.models(rows)
+        return self.part_workspaces[first, last], _models(self.steps[s], rows)
+
+    def run_single_epoch(self, order):
+        """One epoch of a trainer of one model (``fit``'s); its loss, a float.
+
+        ``order`` is the permutation of the rows (an ndarray), or None for
+        their given order.
+        """
+        if order is None:
+            order = np.arange(int(self.n_rows[0]))
+        losses, _ = self.run_epoch([order], np.ones(1, dtype=bool))
+        return float(losses[0])
+
+    def run_epoch(self, orders, running):
+        """One epoch of every running model, each visiting its rows in its order.
+
+        Parameters
+        ----------
+        orders : list of ndarray
+            Each model's permutation of its rows (any, for a stopped model).
+        running : ndarray of bool
+            The models that train; the others are left exactly as they are.
+
+        Returns
+        -------
+        losses : ndarray of float64 of shape (n_models,)
+            Each model's epoch loss, the mean of its batch losses weighted
+            by their rows, as ``fit`` records it (meaningless for a stopped
+            model).
+        finite : ndarray of bool of shape (n_models,)
+            Whether each model's parameters are all finite.
+        """
+        ws, layout, device = self.ws, self.layout, self.X_all.device
+        dtype = self.X_epoch.dtype
+        # Each model's batches of its own size; slots past a model's batch,
+        # and steps past its last batch, are padding: weight 0, no update.
+        rows = epoch_rows(orders, layout, out=self.rows, offsets=self.row_offsets)
+        real_rows = self.rows_per_step * running
+        active = real_rows > 0
+        _take_rows(
+            rows.reshape(-1),
+            ((self.X_all, self.X_epoch), (self.target_all, self.t_epoch)),
+        )
+        # Without sample weights, each row's share of its batch depends only
+        # on which models run: computed again only when that changes.
+        key = running.tobytes()
+        if self.weighted or key != self.shares_for:
+            self.shares_for = key
+            weight = layout[1] & running[None, :, None]
+            if self.weighted:
+                weight = np.where(weight, self.weight_all[rows], 0.0)
+            w = torch.from_numpy(weight).to(device=device, dtype=dtype).unsqueeze(3)
+            # skdnn's batch loss is the weighted mean over the batch's real
+            # rows: padding adds 0 to both sums. A batch of zero weight
+            # contributes nothing, as in backward.
+            inverse_sum = w.sum(dim=2).reciprocal_().nan_to_num_(posinf=0.0)
+            torch.mul(w, inverse_sum.unsqueeze(2), out=self.share)
+            torch.mul(self.alpha, inverse_sum, out=self.coef)
+            # The epoch's loss weighs each batch's by its real rows.
+            rows_t = torch.from_numpy(real_rows).to(device=device, dtype=dtype)
+            torch.mul(self.share, rows_t[..., None, None], out=self.loss_share)
+            torch.mul(self.coef.squeeze(2), rows_t, out=self.loss_coef).mul_(0.5)
+        self.dropout.draw(running)
+        if key != self.work_for:
+            self.work_for = key
+            self.work = [
+                self._step_work(s, stepping) for s, stepping in enumerate(active)
+            ]
+        apply = self.adam.apply
+        # Overflow shows as non-finite losses or weights, which the caller
+        # handles, as with torch's operations, not as numpy's warnings.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for work, step_plan in zip(self.work, self.adam.epoch(active), strict=True):
+                if work is not None:
+                    _step(*work, loss=self.loss)
+                apply(step_plan)
+        totals = _epoch_losses(
+            logits=self.logits,
+            target=self.t_epoch,
+            loss_share=self.loss_share,
+            squared_norms=self.squared_norms,
+            loss_coef=self.loss_coef,
+            loss=self.loss,
+        )
+        # Read from the device at once.
+        totals, sums = torch.stack((totals, ws.flat.sum(dim=1))).cpu().numpy()
+        return totals / self.n_rows, np.isfinite(sums)
+
+
+def _take_rows(rows, pairs):
+    """Copy ``source[rows]`` into each ``(source, out)`` pair's ``out``."""
+    if pairs[0][0].device.type == "cpu":
+        # numpy's take: a third faster than index_select on narrow rows.
+        for source, out in pairs:
+            np.take(
+                source.numpy(),
+                rows,
+                axis=0,
+                out=out.view(-1, *source.shape[1:]).numpy(),
+            )
+        return
+    index = torch.from_numpy(rows).to(pairs[0][0].device)
+    for source, out in pairs:
+        torch.index_select(source, 0, index, out=out.view(-1, *source.shape[1:]))
+
+
+def _epoch_losses(*, logits, target, loss_share, squared_norms, loss_coef, loss):
+    """Each model's epoch loss times its rows, shape (n_models,), from what the
+    steps saved.
+
+    A step's loss needs only its logits and the squared norm of its weights
+    before the update, so every step's loss is computed at once at the
+    epoch's end, and summed weighted by its batch's rows, as ``fit`` sums
+    them: ``loss_share`` is each row's share of its batch times the batch's
+    rows, ``loss_coef`` half the L2 coefficient times them.
+    """
+    # logits are feature-major, (n_steps, n_models, n_outputs, batch).
+    target, loss_share = target.transpose(2, 3), loss_share.transpose(2, 3)
+    per_sample = loss.per_sample(logits, target, 2)
+    data = per_sample.mul_(loss_share).sum(dim=(0, 2, 3))
+    return data.add_(torch.linalg.vecdot(squared_norms, loss_coef, dim=0))
