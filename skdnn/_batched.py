@@ -18,10 +18,10 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from ._device import blas_threads, n_threads_for, torch_threads
-from ._engine.losses import loss_for_output
 from ._engine.trainer import StackedModel, Trainer, uses_numpy_products
 from ._network import flatten_parameters
 from ._training import (
+    clipped_batch_size,
     load_adam_state,
     max_iter_message,
 )
@@ -119,19 +119,12 @@ def finish_fit(
 
 
 def _batch_sizes(estimators, n_rows):
-    sizes = []
-    for est, n in zip(estimators, n_rows, strict=True):
-        if est.batch_size == "auto":
-            sizes.append(min(200, n))
-        else:
-            if est.batch_size > n:
-                warnings.warn(
-                    f"Got batch_size={est.batch_size} larger than the number of "
-                    f"training samples ({n}); it is clipped to {n}.",
-                    stacklevel=3,
-                )
-            sizes.append(min(est.batch_size, n))
-    return np.array(sizes)
+    return np.array(
+        [
+            clipped_batch_size(est.batch_size, int(n), stacklevel=3)
+            for est, n in zip(estimators, n_rows, strict=True)
+        ]
+    )
 
 
 def train_batched(estimators, prepared, *, numpy_products=None, deferred=None):
@@ -210,7 +203,7 @@ def stacked_model(estimator):
         weights=tuple(module.weights),
         biases=tuple(module.biases),
         activation=module.activation,
-        loss=loss_for_output(estimator.out_activation_),
+        loss=estimator._loss,
         learning_rate=estimator.learning_rate_init,
         alpha=estimator.alpha,
         beta_1=estimator.beta_1,

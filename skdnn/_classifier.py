@@ -55,6 +55,7 @@ from ._training import (
     Workspace,
     as_rows,
     block_rows,
+    clipped_batch_size,
     evaluate,
     fit_lbfgs,
     is_plain_fused_adam,
@@ -1015,7 +1016,7 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
             t_val = self._target_tensor(t_val, dtype)
             sw_val = self._weight_tensor(sw_val, dtype)
         n_samples = X.shape[0]
-        batch_size = self._batch_size(n_samples)
+        batch_size = clipped_batch_size(self.batch_size, n_samples, stacklevel=4)
         if not is_flattened(getattr(self, "_flat", None), self.module_):
             self._flat = flatten_parameters(self.module_)
             self._optimizer = None
@@ -1105,17 +1106,6 @@ class DNNClassifier(ClassifierMixin, BaseEstimator):
                 ):
                     param.copy_(best)
             del self._best_params
-
-    def _batch_size(self, n_samples):
-        if self.batch_size == "auto":
-            return min(200, n_samples)
-        if self.batch_size > n_samples:
-            warnings.warn(
-                f"Got batch_size={self.batch_size} larger than the number of "
-                f"training samples ({n_samples}); it is clipped to {n_samples}.",
-                stacklevel=5,
-            )
-        return min(self.batch_size, n_samples)
 
     def _epoch_runner(
         self, X, target, sample_weight, *, batch_size, threads, incremental,

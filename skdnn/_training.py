@@ -149,6 +149,20 @@ def _target_columns(loss, target):
     return target.unsqueeze(1) if loss.index_target else target
 
 
+def clipped_batch_size(batch_size, n_samples, *, stacklevel):
+    """The batch size a fit uses: ``batch_size`` ('auto': 200) clipped to
+    ``n_samples``, warning (at ``stacklevel`` from the caller) where it is."""
+    if batch_size == "auto":
+        return min(200, n_samples)
+    if batch_size > n_samples:
+        warnings.warn(
+            f"Got batch_size={batch_size} larger than the number of "
+            f"training samples ({n_samples}); it is clipped to {n_samples}.",
+            stacklevel=stacklevel + 1,
+        )
+    return min(batch_size, n_samples)
+
+
 def max_iter_message(max_iter):
     """The ConvergenceWarning of a stochastic fit that ran all its epochs.
 

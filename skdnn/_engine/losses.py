@@ -99,18 +99,15 @@ class MulticlassLogLoss(Loss):
         return torch.log_softmax(raw, dim=dim).gather(dim, target).neg_()
 
     def gradient(self, raw, target, dim, *, out, scratch=None):
-        self.loss_gradient(raw, target, dim, out=out, scratch=scratch)
-        return out
+        log_softmax_into(raw, dim, out=out)
+        return _minus_onehot(out.exp_(), target, dim, scratch)
 
     def loss_gradient(self, raw, target, dim, *, out, scratch=None):
         # The log-probabilities, once: the loss gathers them, and their exp
-        # less the one-hot target, subtracted in place, is the gradient.
+        # less the one-hot target is the gradient.
         log_proba = log_softmax_into(raw, dim, out=out)
         per_sample = log_proba.gather(dim, target).neg_()
-        out.exp_()
-        if scratch is None:
-            scratch = torch.full(target.shape, -1.0, dtype=raw.dtype, device=raw.device)
-        out.scatter_add_(dim, target, scratch)
+        _minus_onehot(out.exp_(), target, dim, scratch)
         return per_sample
 
     def inverse_link(self, raw, dim):
@@ -121,6 +118,14 @@ class MulticlassLogLoss(Loss):
 
     def hits(self, raw, target, dim):
         return raw.argmax(dim=dim, keepdim=True) == target
+
+
+def _minus_onehot(proba, target, dim, scratch):
+    # proba - onehot(target), the one-hot subtracted in place; ``scratch``
+    # holds the -1 per sample (made when None).
+    if scratch is None:
+        scratch = torch.full(target.shape, -1.0, dtype=proba.dtype, device=proba.device)
+    return proba.scatter_add_(dim, target, scratch)
 
 
 class MultilabelLogLoss(Loss):
