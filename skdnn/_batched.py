@@ -23,6 +23,7 @@ from ._network import flatten_parameters
 from ._training import (
     clipped_batch_size,
     load_adam_state,
+    make_optimizer,
     max_iter_message,
 )
 
@@ -44,6 +45,20 @@ def batchable_reason(estimator):
     return None
 
 
+def new_optimizer(estimator):
+    """A new torch optimizer of the estimator's solver, over its flat parameter."""
+    return make_optimizer(
+        [estimator._flat],
+        solver=estimator.solver,
+        learning_rate_init=estimator.learning_rate_init,
+        momentum=estimator.momentum,
+        nesterovs_momentum=estimator.nesterovs_momentum,
+        beta_1=estimator.beta_1,
+        beta_2=estimator.beta_2,
+        epsilon=estimator.epsilon,
+    )
+
+
 def prepare_fit(estimator, X, y, *, like=None):
     """Do what ``fit`` does before its first epoch; return what training needs.
 
@@ -52,12 +67,12 @@ def prepare_fit(estimator, X, y, *, like=None):
     from ``_random_state_for_fit``. The estimator is left with every fitted
     attribute of a fit that has run no epoch; :func:`finish_fit` completes it.
     ``like``, what this returned for another estimator on the same ``X`` and
-    ``y``, spares checking them again (see ``DNNClassifier._checked_input``).
+    ``y``, spares checking them again (see ``BaseDNN._checked_input``).
 
     Returns
     -------
     types.SimpleNamespace
-        The checked input, as ``DNNClassifier._checked_input`` returns it:
+        The checked input, as ``BaseDNN._checked_input`` returns it:
         training reads ``X``, ``target``, ``sample_weight`` (ndarray or
         None), ``rng`` (the RandomState that draws the shuffles next),
         ``torch_seed`` and ``rates``.
@@ -110,7 +125,7 @@ def finish_fit(
     # The flat parameter's layout, weights then biases, is a batched model's
     # row: its Adam moments carry over as they are.
     estimator._flat = flatten_parameters(estimator.module_)
-    estimator._optimizer = estimator._new_optimizer()
+    estimator._optimizer = new_optimizer(estimator)
     exp_avg, exp_avg_sq, step = adam_state
     load_adam_state(
         estimator._optimizer, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, step=step

@@ -298,6 +298,29 @@ class MLPModule(torch.nn.Module):
         self.activation = activation
         self.dropout = tuple(float(p) for p in dropout)
 
+    def cpu_state(self):
+        """The network as CPU tensors and its settings: what a pickle holds.
+
+        On the CPU, so that a model fitted on a GPU loads on a machine
+        without one; :meth:`from_state` builds the module again.
+        """
+        return {
+            "coefs": [W.detach().cpu() for W in self.weights],
+            "intercepts": [b.detach().cpu() for b in self.biases],
+            "activation": self.activation,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_state(cls, state):
+        """The module that :meth:`cpu_state` describes, on the CPU."""
+        return cls(
+            state["coefs"],
+            state["intercepts"],
+            activation=state["activation"],
+            dropout=state["dropout"],
+        )
+
     def layers(self):
         """The weights and biases as two tuples of Parameters.
 

@@ -10,7 +10,7 @@ by ``random_state``.
 
 The initial weights and the shuffles are drawn from the estimator's numpy
 random state whatever the device (``skdnn._network.init_params`` and
-``rng.permutation`` in ``DNNClassifier._fit_stochastic``), so a fit without
+``rng.permutation`` in ``skdnn._fitting.fit_stochastic``), so a fit without
 dropout follows the same path on the GPU as on the CPU, up to rounding: in
 float64 the two agree far more closely than the tolerances below. Dropout
 masks come from a torch generator on the fit's device, and torch's CUDA and

@@ -21,7 +21,8 @@ from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
 
-import skdnn._classifier
+import skdnn._base
+import skdnn._fitting
 from skdnn import DNNClassifier
 from skdnn._device import torch_threads
 
@@ -233,13 +234,13 @@ def _after_each_epoch(monkeypatch, after):
     ``after(model, loss)`` runs once the epoch has trained; what it returns
     is the epoch's loss as the fit sees it.
     """
-    real = DNNClassifier._epoch_runner
+    real = skdnn._fitting.epoch_runner
 
-    def runner(self, *args, **kwargs):
-        epoch = real(self, *args, **kwargs)
-        return lambda order: after(self, epoch(order))
+    def runner(estimator, *args, **kwargs):
+        epoch = real(estimator, *args, **kwargs)
+        return lambda order: after(estimator, epoch(order))
 
-    monkeypatch.setattr(DNNClassifier, "_epoch_runner", runner)
+    monkeypatch.setattr(skdnn._fitting, "epoch_runner", runner)
 
 
 @pytest.mark.filterwarnings(CONVERGENCE)
@@ -489,10 +490,10 @@ def no_work(monkeypatch):
     def work(*args, **kwargs):
         raise AssertionError("the input was not checked before work started")
 
-    for name in ("fit_lbfgs", "predict_logits"):
-        monkeypatch.setattr(skdnn._classifier, name, work)
+    monkeypatch.setattr(skdnn._fitting, "fit_lbfgs", work)
+    monkeypatch.setattr(skdnn._base, "predict_logits", work)
     # Either engine's epochs, and the engine itself, are made here.
-    monkeypatch.setattr(DNNClassifier, "_epoch_runner", work)
+    monkeypatch.setattr(skdnn._fitting, "epoch_runner", work)
 
 
 def _bad_x_cases():
@@ -895,9 +896,7 @@ def test_prediction_rejects_bad_arrays_with_check_arrays_messages(name, method):
     clf = _fitted(X, y)
     bad = _bad_arrays(4)[name]
     with pytest.raises(ValueError) as expected:
-        skdnn._classifier.validate_data(
-            clf, bad, reset=False, dtype=(np.float64, np.float32)
-        )
+        skdnn._base.validate_data(clf, bad, reset=False, dtype=(np.float64, np.float32))
     with pytest.raises(ValueError) as raised:
         getattr(clf, method)(bad)
     assert str(raised.value) == str(expected.value)

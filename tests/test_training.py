@@ -11,9 +11,10 @@ import torch
 from sklearn.base import clone
 from threadpoolctl import threadpool_info, threadpool_limits
 
-import skdnn._classifier
+import skdnn._base
 import skdnn._engine.masks
 import skdnn._engine.trainer
+import skdnn._fitting
 import skdnn._network
 import skdnn._training
 from skdnn import DNNClassifier
@@ -297,7 +298,7 @@ def _fit_both_ways(monkeypatch, X, y, *, sample_weight=None, **params):
     batched = clone(clf).fit(X, y, sample_weight=sample_weight)
     with monkeypatch.context() as patch:
         # The loop serves every optimizer that is not skdnn's fused Adam.
-        patch.setattr(skdnn._classifier, "is_plain_fused_adam", lambda opt: False)
+        patch.setattr(skdnn._fitting, "is_plain_fused_adam", lambda opt: False)
         looped = clone(clf).fit(X, y, sample_weight=sample_weight)
     return batched, looped
 
@@ -386,9 +387,9 @@ def test_numpy_prediction_equals_torchs(monkeypatch, dtype, n_classes):
     X = X.astype(dtype)
     clf = DNNClassifier((7, 5), max_iter=5, random_state=0).fit(X, y)
     calls = []
-    real = skdnn._classifier.predict_numpy
+    real = skdnn._base.predict_numpy
     monkeypatch.setattr(
-        skdnn._classifier,
+        skdnn._base,
         "predict_numpy",
         lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs),
     )
@@ -417,7 +418,7 @@ def test_fits_whose_epoch_masks_would_be_large_train_with_the_loop(monkeypatch):
     params = dict(hidden_layer_sizes=(6,), dropout=0.2, max_iter=3, random_state=0)
     small = DNNClassifier(**params).fit(X, y)
     assert len(epochs) == 3
-    monkeypatch.setattr(skdnn._classifier, "_TRAINER_MASK_VALUES", len(y) * 6 - 1)
+    monkeypatch.setattr(skdnn._fitting, "_TRAINER_MASK_VALUES", len(y) * 6 - 1)
     large = DNNClassifier(**params).fit(X, y)
     assert len(epochs) == 3
     _assert_same_model(small, large)
