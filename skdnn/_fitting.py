@@ -337,14 +337,14 @@ def epoch_runner(
     """The function that trains one epoch: ``epoch(order)``, its loss.
 
     ``order`` is the permutation of the rows (an ndarray) or None. Adam's
-    fits of small networks on dense data train through the batched
-    trainer, as a batch of one bound to this model's parameters,
-    optimizer state and dropout generator: the same draws and steps
-    (equal up to rounding), with numpy's products and fewer operations
-    per step (W1 0.16 s against 0.26 s, W2 0.36 against 0.45, with the
-    loop of _training.run_epoch). Larger networks, whose products run on
-    several threads, and everything else train with that loop (W3 took
-    3.2 s through the trainer, 2.4 s through it).
+    fits on dense data train through the batched trainer, as a batch of one
+    bound to this model's parameters, optimizer state and dropout
+    generator: the same draws and steps (equal up to rounding). Small
+    networks multiply through numpy there, with fewer operations per step
+    than the loop of _training.run_epoch (W1 0.16 s against 0.26 s, W2 0.36
+    against 0.45); larger ones, whose products run on several threads,
+    through torch, as fast as the loop (W3's first two epochs 1.05 s against
+    1.06 s). Everything else trains with that loop.
     """
     weights, biases = estimator.module_.layers()
     # The trainer holds a whole epoch's dropout masks; the loop draws
@@ -359,7 +359,9 @@ def epoch_runner(
         not incremental
         and not scipy.sparse.issparse(X)
         and is_plain_fused_adam(estimator._optimizer)
-        and uses_numpy_products(estimator.device_, threads)
+        # Where torch's fused Adam kernel, whose state the trainer takes
+        # over, runs.
+        and estimator.device_.type in ("cpu", "cuda")
         and mask_values <= _TRAINER_MASK_VALUES
     ):
         checked = SimpleNamespace(
@@ -374,7 +376,8 @@ def epoch_runner(
         )
         return Trainer(
             [stacked_model(estimator)], [checked], batch_sizes=[batch_size],
-            numpy_products=True, bound=bound,
+            numpy_products=uses_numpy_products(estimator.device_, threads),
+            bound=bound,
         ).run_single_epoch  # fmt: skip
     n_weights = sum(W.numel() for W in weights)
     flat = estimator._flat

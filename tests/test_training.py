@@ -325,6 +325,8 @@ def _blobs(n_samples=170, n_classes=3, seed=0):
         dict(hidden_layer_sizes=(6,), class_weight="balanced", shuffle=False),
         dict(hidden_layer_sizes=(6,), early_stopping=True, n_iter_no_change=3),
         dict(hidden_layer_sizes=(6,), activation="logistic", n_threads=1),
+        # Several threads: the trainer multiplies through torch.
+        dict(hidden_layer_sizes=(9, 5), dropout=0.1, n_threads=2),
     ],
 )
 @pytest.mark.parametrize("n_classes", [2, 3])
@@ -355,6 +357,24 @@ def test_partial_fit_continues_adam_from_a_batched_fit(monkeypatch):
         for start in range(0, 90, 30):
             model.partial_fit(X[start : start + 30], y[start : start + 30])
     _assert_same_model(batched, looped)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_adam_fits_on_any_threads_train_through_the_trainer(monkeypatch, n_threads):
+    # One engine: the trainer trains Adam's fits of one thread with numpy's
+    # products, and of several with torch's.
+    workspaces = []
+    real = skdnn._engine.trainer._step
+
+    def step(ws, views, *, loss):
+        workspaces.append(ws)
+        return real(ws, views, loss=loss)
+
+    monkeypatch.setattr(skdnn._engine.trainer, "_step", step)
+    X, y = _blobs()
+    DNNClassifier((6,), max_iter=2, n_threads=n_threads, random_state=0).fit(X, y)
+    assert len(workspaces) == 2 * int(np.ceil(len(y) / 170))
+    assert {ws.numpy_products for ws in workspaces} == {n_threads == 1}
 
 
 def test_small_fits_keep_numpys_blas_to_one_thread(monkeypatch):
