@@ -446,11 +446,28 @@ def _record_training_loss(estimator, loss):
     estimator.best_loss_ = min(estimator.best_loss_, loss)
 
 
+def _set_learning_rate(optimizer, rate):
+    """Give SGD a new learning rate with scikit-learn's momentum semantics.
+
+    scikit-learn's SGD keeps a velocity, the sum of its past steps, each at
+    the rate it was taken with (``v = momentum * v - lr * grad``); torch's
+    keeps a sum of past gradients, ``buf = momentum * buf + grad``, and
+    multiplies all of it by the current rate. The two agree while the rate
+    is constant (``v = -lr * buf``); scaling the buffer by ``old / new`` as
+    the rate changes keeps them equal under 'invscaling' and 'adaptive'.
+    """
+    for group in optimizer.param_groups:
+        old, group["lr"] = group["lr"], rate
+        for param in group["params"]:
+            buffer = optimizer.state.get(param, {}).get("momentum_buffer")
+            if buffer is not None:
+                buffer.mul_(old / rate)
+
+
 def _schedule_learning_rate(estimator):
     if estimator.solver == "sgd" and estimator.learning_rate == "invscaling":
         rate = estimator.learning_rate_init / (estimator.t_ + 1) ** estimator.power_t
-        for group in estimator._optimizer.param_groups:
-            group["lr"] = rate
+        _set_learning_rate(estimator._optimizer, rate)
 
 
 def _should_stop(estimator):
@@ -468,8 +485,7 @@ def _should_stop(estimator):
         and estimator.learning_rate == "adaptive"
         and group["lr"] > _MIN_ADAPTIVE_LEARNING_RATE
     ):
-        for group in estimator._optimizer.param_groups:
-            group["lr"] = group["lr"] / 5.0
+        _set_learning_rate(estimator._optimizer, group["lr"] / 5.0)
         estimator._no_improvement_count = 0
         if estimator.verbose:
             print(f"{message} Setting learning rate to {group['lr']:f}")

@@ -121,6 +121,59 @@ def test_added_parameters_are_dropout_class_weight_device_n_threads():
 # ------------------------------------------------------- no hidden layer
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        dict(learning_rate="constant", learning_rate_init=0.05),
+        dict(learning_rate="invscaling", learning_rate_init=0.1),
+        dict(learning_rate="invscaling", learning_rate_init=0.1, momentum=0.5,
+             nesterovs_momentum=False),
+        # Plateaus of 2 epochs: the rate is divided by 5 several times.
+        dict(learning_rate="adaptive", learning_rate_init=0.5, n_iter_no_change=2,
+             tol=0.05),
+    ],
+)  # fmt: skip
+def test_sgd_takes_mlpclassifiers_steps_from_the_same_weights(monkeypatch, schedule):
+    # The same start, data order and batches: every epoch's loss and the
+    # final weights are MLPClassifier's, learning-rate schedules and
+    # momentum included (scikit-learn's velocity keeps each past step at its
+    # own rate).
+    import skdnn._base
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 4))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
+    params = dict(
+        hidden_layer_sizes=(7, 5), solver="sgd", shuffle=False, batch_size=40,
+        max_iter=25, tol=0.0, n_iter_no_change=1000, random_state=0,
+    )  # fmt: skip
+    params.update(schedule)
+    start = []
+    real = skdnn._base.init_params
+
+    def recorded(*args, **kwargs):
+        start.append(real(*args, **kwargs))
+        return start[-1]
+
+    monkeypatch.setattr(skdnn._base, "init_params", recorded)
+    ours = DNNClassifier(**params).fit(X, y)
+    theirs = MLPClassifier(**params)
+    layers = iter(zip(*start[0], strict=True))
+    theirs._init_coef = lambda fan_in, fan_out, dtype: [
+        np.array(a) for a in next(layers)
+    ]
+    theirs.fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == len(theirs.loss_curve_)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-12)
+    np.testing.assert_allclose(
+        ours._optimizer.param_groups[0]["lr"], theirs._optimizer.learning_rate
+    )
+    ours_params = ours.coefs_ + ours.intercepts_
+    for a, b in zip(ours_params, theirs.coefs_ + theirs.intercepts_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_no_hidden_layer_is_a_linear_model():
     X, y = _multiclass()
     clf = DNNClassifier(hidden_layer_sizes=(), solver="lbfgs", random_state=0)
