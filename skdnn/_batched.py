@@ -224,6 +224,9 @@ def stacked_model(estimator):
         beta_1=estimator.beta_1,
         beta_2=estimator.beta_2,
         epsilon=estimator.epsilon,
+        solver=estimator.solver,
+        momentum=estimator.momentum,
+        nesterov=bool(estimator.nesterovs_momentum and estimator.momentum > 0),
     )
 
 
@@ -281,7 +284,7 @@ def _train(estimators, prepared, *, numpy_products=None, deferred=None):
             else:
                 warnings.warn(message, ConvergenceWarning, stacklevel=2)
     curves = np.array(curves).reshape(-1, M)
-    ws, adam = trainer.ws, trainer.adam
+    ws, adam = trainer.ws, trainer.optimizer
     for m, est in enumerate(estimators):
         if diverged[m]:
             continue

@@ -225,6 +225,40 @@ def is_plain_fused_adam(optimizer):
     )
 
 
+def is_plain_sgd(optimizer):
+    """Whether ``optimizer`` is the SGD skdnn makes: over one parameter,
+    without weight decay, dampening or any other option."""
+    group = optimizer.param_groups[0]
+    return bool(
+        type(optimizer) is torch.optim.SGD
+        and len(optimizer.param_groups) == 1
+        and len(group["params"]) == 1
+        and group.get("weight_decay") == 0
+        and group.get("dampening") == 0
+        and not group.get("maximize")
+        and not group.get("differentiable")
+        and not isinstance(group.get("lr"), torch.Tensor)
+    )
+
+
+def sgd_momentum_buffer(optimizer):
+    """A one-parameter SGD's momentum buffer, made (zero) if it has none yet.
+
+    A zero buffer gives the first step's ``momentum * 0 + grad``, what
+    torch's SGD starts with; None without momentum.
+    """
+    group = optimizer.param_groups[0]
+    if not group["momentum"]:
+        return None
+    (param,) = group["params"]
+    state = optimizer.state[param]
+    if state.get("momentum_buffer") is None:
+        state["momentum_buffer"] = torch.zeros_like(
+            param, memory_format=torch.preserve_format
+        ).detach()
+    return state["momentum_buffer"]
+
+
 def load_adam_state(optimizer, *, exp_avg=None, exp_avg_sq=None, step=0):
     """Give a one-parameter Adam this state (zero moments by default).
 

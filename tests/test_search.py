@@ -22,7 +22,7 @@ import skdnn._training
 from skdnn import DNNClassifier
 from skdnn._batched import prepare_fit, train_batched
 from skdnn._engine.masks import _EpochMasks
-from skdnn._engine.optim import make_adam
+from skdnn._engine.optim import make_adam, make_sgd
 from skdnn._engine.trainer import batch_layout, epoch_rows
 from skdnn.model_selection import GridSearchCV, RandomizedSearchCV
 
@@ -595,6 +595,50 @@ def test_batched_adam_equals_torch_adam_per_model(fused, active, learning_rates)
             # One call over every model (or the hand-written update) rounds
             # some elements differently.
             assert_allclose(flat[m], param.detach(), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "momentum, nesterov", [(0.0, False), (0.9, False), (0.9, True)]
+)
+@pytest.mark.parametrize("active", [_every, _some, _stopping])
+def test_batched_sgd_equals_torch_sgd_per_model(momentum, nesterov, active):
+    learning_rates = [1e-3, 1e-2, 1e-3, 0.1, 1e-2]
+    n_models, n_steps = len(learning_rates), 30
+    generator = torch.Generator().manual_seed(0)
+    initial = torch.randn(n_models, 11, generator=generator, dtype=torch.float64)
+    grads = torch.randn(n_steps, n_models, 11, generator=generator, dtype=torch.float64)
+    flat, grad = initial.clone(), torch.zeros_like(initial)
+    sgd = make_sgd(
+        flat=flat,
+        grad=grad,
+        learning_rates=learning_rates,
+        momentum=momentum,
+        nesterov=nesterov,
+    )
+    active_steps = np.array([active(step, n_models) for step in range(n_steps)])
+    plans = sgd.epoch(active_steps)
+    params = [torch.nn.Parameter(row.clone()) for row in initial]
+    optimizers = [
+        torch.optim.SGD([p], lr=lr, momentum=momentum, nesterov=nesterov)
+        for p, lr in zip(params, learning_rates, strict=True)
+    ]
+    for step, (stepping, plan) in enumerate(zip(active_steps, plans, strict=True)):
+        if step == 20:
+            # A new rate for every model, as SGD's schedules set between
+            # epochs; the buffers as torch's SGD keeps them.
+            sgd.learning_rates.mul_(0.5)
+            for optimizer in optimizers:
+                optimizer.param_groups[0]["lr"] *= 0.5
+        grad.copy_(grads[step])
+        sgd.apply(plan)
+        for m in np.flatnonzero(stepping):
+            params[m].grad = grads[step, m].clone()
+            optimizers[m].step()
+    for m, param in enumerate(params):
+        assert_allclose(flat[m], param.detach(), rtol=1e-12, atol=1e-15)
+        if momentum and active_steps[:, m].any():
+            buffer = optimizers[m].state[param]["momentum_buffer"]
+            assert_allclose(sgd.momentum_buffer[m], buffer, rtol=1e-12)
 
 
 def test_epoch_masks_drop_at_each_models_rate():

@@ -297,8 +297,8 @@ def _fit_both_ways(monkeypatch, X, y, *, sample_weight=None, **params):
     clf = DNNClassifier(random_state=0, max_iter=12, **params)
     batched = clone(clf).fit(X, y, sample_weight=sample_weight)
     with monkeypatch.context() as patch:
-        # The loop serves every optimizer that is not skdnn's fused Adam.
-        patch.setattr(skdnn._fitting, "is_plain_fused_adam", lambda opt: False)
+        # The loop serves every optimizer that the trainer does not take.
+        patch.setattr(skdnn._fitting, "_trainer_takes", lambda opt: False)
         looped = clone(clf).fit(X, y, sample_weight=sample_weight)
     return batched, looped
 
@@ -327,6 +327,24 @@ def _blobs(n_samples=170, n_classes=3, seed=0):
         dict(hidden_layer_sizes=(6,), activation="logistic", n_threads=1),
         # Several threads: the trainer multiplies through torch.
         dict(hidden_layer_sizes=(9, 5), dropout=0.1, n_threads=2),
+        # SGD, its momentum through the schedules' changes of rate.
+        dict(hidden_layer_sizes=(6,), solver="sgd", learning_rate_init=0.05),
+        dict(hidden_layer_sizes=(6, 3), solver="sgd", momentum=0.0, dropout=0.2),
+        dict(
+            hidden_layer_sizes=(6,),
+            solver="sgd",
+            learning_rate="invscaling",
+            learning_rate_init=0.2,
+            nesterovs_momentum=False,
+        ),
+        dict(
+            hidden_layer_sizes=(6,),
+            solver="sgd",
+            learning_rate="adaptive",
+            learning_rate_init=0.5,
+            n_iter_no_change=1,
+            tol=0.1,
+        ),
     ],
 )
 @pytest.mark.parametrize("n_classes", [2, 3])
@@ -359,9 +377,10 @@ def test_partial_fit_continues_adam_from_a_batched_fit(monkeypatch):
     _assert_same_model(batched, looped)
 
 
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
 @pytest.mark.parametrize("n_threads", [1, 2])
-def test_adam_fits_on_any_threads_train_through_the_trainer(monkeypatch, n_threads):
-    # One engine: the trainer trains Adam's fits of one thread with numpy's
+def test_fits_on_any_threads_train_through_the_trainer(monkeypatch, n_threads, solver):
+    # One engine: the trainer trains fits of one thread with numpy's
     # products, and of several with torch's.
     workspaces = []
     real = skdnn._engine.trainer._step
@@ -372,7 +391,8 @@ def test_adam_fits_on_any_threads_train_through_the_trainer(monkeypatch, n_threa
 
     monkeypatch.setattr(skdnn._engine.trainer, "_step", step)
     X, y = _blobs()
-    DNNClassifier((6,), max_iter=2, n_threads=n_threads, random_state=0).fit(X, y)
+    params = dict(max_iter=2, n_threads=n_threads, solver=solver, random_state=0)
+    DNNClassifier((6,), **params).fit(X, y)
     assert len(workspaces) == 2 * int(np.ceil(len(y) / 170))
     assert {ws.numpy_products for ws in workspaces} == {n_threads == 1}
 

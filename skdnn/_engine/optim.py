@@ -1,4 +1,9 @@
-"""Adam for M stacked models: each its own learning rate and step count."""
+"""The optimizers of M stacked models: Adam and SGD, each model its own rate.
+
+:func:`make_stacked_optimizer` picks one for a trainer's models. Both plan an
+epoch's updates at once (``epoch``) and take each step's plan in turn
+(``apply``), leaving the models that do not step exactly as they are.
+"""
 
 # Authors: The skdnn developers
 # SPDX-License-Identifier: BSD-3-Clause
@@ -23,6 +28,105 @@ class BatchedAdam(NamedTuple):
     exp_avg: torch.Tensor
     exp_avg_sq: torch.Tensor
     steps: torch.Tensor
+
+
+class BatchedSGD(NamedTuple):
+    """What :func:`make_sgd` returns: the updates and the momentum buffers."""
+
+    epoch: Callable
+    apply: Callable
+    learning_rates: torch.Tensor
+    momentum_buffer: object
+
+
+def make_stacked_optimizer(models, *, flat, grad, state=None):
+    """The optimizer of a trainer's models, as their ``solver`` says.
+
+    ``state`` is one bound model's: Adam's ``(exp_avg, exp_avg_sq, step)``
+    or SGD's momentum buffer (None without momentum).
+    """
+    first = models[0]
+    rates = [model.learning_rate for model in models]
+    if first.solver == "sgd":
+        return make_sgd(
+            flat=flat, grad=grad, learning_rates=rates, momentum=first.momentum,
+            nesterov=first.nesterov, state=state,
+        )  # fmt: skip
+    return make_adam(
+        flat=flat, grad=grad, learning_rates=rates, beta_1=first.beta_1,
+        beta_2=first.beta_2, eps=first.epsilon, state=state,
+    )  # fmt: skip
+
+
+def _active_columns(flat):
+    """``column(active)``: None when every model steps, else 1 or 0 per model
+    as an (n_models, 1) tensor, made once per pattern."""
+    M, columns = flat.shape[0], {}
+
+    def column(active):
+        if active.all():
+            return None
+        key = active.tobytes()
+        if key not in columns:
+            columns[key] = torch.tensor(
+                active, dtype=flat.dtype, device=flat.device
+            ).reshape(M, 1)
+        return columns[key]
+
+    return column
+
+
+def make_sgd(*, flat, grad, learning_rates, momentum, nesterov, state=None):
+    """SGD for each row of ``flat``, as an independent ``torch.optim.SGD``.
+
+    The update of ``torch.optim.SGD(momentum=momentum, nesterov=nesterov)``:
+    ``buf = momentum * buf + grad`` (the first step's ``buf`` is ``grad``,
+    as from a zero buffer), then ``param -= lr * (grad + momentum * buf)``
+    with Nesterov's momentum, or ``lr * buf`` without. Its
+    ``learning_rates``, of shape (n_models, 1), may be changed between
+    steps; a caller that keeps scikit-learn's momentum semantics scales the
+    buffer by ``old / new`` rate as it does (see
+    ``skdnn._fitting._set_learning_rate``).
+
+    Parameters
+    ----------
+    flat, grad : Tensor of shape (n_models, n_params)
+    learning_rates : sequence of float
+    momentum : float
+    nesterov : bool
+    state : Tensor of shape (n_params,), default=None
+        For one model: the momentum buffer of its ``torch.optim.SGD``,
+        updated in place; None: a new zero buffer.
+
+    Returns
+    -------
+    BatchedSGD
+    """
+    M = flat.shape[0]
+    lr = torch.tensor(learning_rates, dtype=flat.dtype, device=flat.device)
+    lr = lr.reshape(M, 1)
+    buffer = None
+    if momentum:
+        buffer = torch.zeros_like(flat) if state is None else state.view(1, -1)
+    column = _active_columns(flat)
+
+    def epoch(active_steps):
+        return [column(active) for active in active_steps]
+
+    def apply(active):
+        with torch.no_grad():
+            direction = grad
+            if buffer is not None:
+                if active is None:
+                    buffer.mul_(momentum).add_(grad)
+                else:
+                    # A model that does not step keeps its buffer: x 1, + 0.
+                    buffer.mul_(1 - active * (1 - momentum)).addcmul_(grad, active)
+                direction = grad.add(buffer, alpha=momentum) if nesterov else buffer
+            step = lr if active is None else lr * active
+            flat.addcmul_(direction, step, value=-1)
+
+    return BatchedSGD(epoch, apply, lr, buffer)
 
 
 def make_adam(
@@ -68,18 +172,7 @@ def make_adam(
         lr = torch.tensor(learning_rates, dtype=flat.dtype, device=flat.device).reshape(
             M, 1
         )
-        columns = {}
-
-        def column(active):
-            # None when every model steps; else 1 or 0 per model, made once.
-            if active.all():
-                return None
-            key = active.tobytes()
-            if key not in columns:
-                columns[key] = torch.tensor(
-                    active, dtype=flat.dtype, device=flat.device
-                ).reshape(M, 1)
-            return columns[key]
+        column = _active_columns(flat)
 
         def epoch(active_steps):
             return [column(active) for active in active_steps]

@@ -32,7 +32,7 @@ from .._training import (
 )
 from .masks import _EpochMasks
 from .network import _models, _step, _StepViews, _Workspace
-from .optim import make_adam
+from .optim import make_stacked_optimizer
 
 
 def batch_layout(n_rows, batch):
@@ -119,8 +119,9 @@ class StackedModel(NamedTuple):
     """One model as the trainer sees it: its network and training settings.
 
     The trainer reads nothing else of an estimator (see :func:`stacked_model`);
-    the models of one trainer share the architecture, activation, loss,
-    Adam's betas and epsilon, and the device (the first model's are used).
+    the models of one trainer share the architecture, activation, loss, the
+    solver ('adam' or 'sgd') and its settings (Adam's betas and epsilon,
+    SGD's momentum), and the device (the first model's are used).
     """
 
     weights: tuple
@@ -132,6 +133,9 @@ class StackedModel(NamedTuple):
     beta_1: float
     beta_2: float
     epsilon: float
+    solver: str = "adam"
+    momentum: float = 0.0
+    nesterov: bool = False
 
 
 class Trainer:
@@ -157,9 +161,10 @@ class Trainer:
         :class:`_Workspace`); None: on the CPU. Callers decide with
         :func:`uses_numpy_products` and limit BLAS's threads accordingly.
     bound : tuple, default=None
-        For one estimator's own ``fit``: ``(flat, grad, adam_state,
-        generator)``, its flat parameter and gradient, the ``(exp_avg,
-        exp_avg_sq, step)`` of its ``torch.optim.Adam`` and its dropout
+        For one estimator's own ``fit``: ``(flat, grad, optimizer_state,
+        generator)``, its flat parameter and gradient, its optimizer's state
+        (the ``(exp_avg, exp_avg_sq, step)`` of a ``torch.optim.Adam``, the
+        momentum buffer of a ``torch.optim.SGD``) and its dropout
         generator. Training then updates these in place, as the fit's own
         loop would, instead of copies.
     """
@@ -210,7 +215,7 @@ class Trainer:
         rates = np.array([p.rates for p in prepared]).reshape(M, -1)
         if numpy_products is None:
             numpy_products = device.type == "cpu"
-        flat, grad, adam_state, generator = bound or (None, None, None, None)
+        flat, grad, optimizer_state, generator = bound or (None, None, None, None)
         self.ws = ws = _Workspace(
             [tuple(W.shape) for W in first.weights],
             first.activation,
@@ -230,14 +235,8 @@ class Trainer:
                     W[m].copy_(value)
                 for b, value in zip(ws.biases, model.biases, strict=True):
                     b[m, 0].copy_(value)
-        self.adam = make_adam(
-            flat=ws.flat,
-            grad=ws.grad,
-            learning_rates=[model.learning_rate for model in models],
-            beta_1=first.beta_1,
-            beta_2=first.beta_2,
-            eps=first.epsilon,
-            state=adam_state,
+        self.optimizer = make_stacked_optimizer(
+            models, flat=ws.flat, grad=ws.grad, state=optimizer_state
         )
         self.alpha = torch.tensor(
             [model.alpha for model in models], dtype=dtype, device=device
@@ -394,11 +393,13 @@ class Trainer:
             self.work = [
                 self._step_work(s, stepping) for s, stepping in enumerate(active)
             ]
-        apply = self.adam.apply
+        apply = self.optimizer.apply
         # Overflow shows as non-finite losses or weights, which the caller
         # handles, as with torch's operations, not as numpy's warnings.
         with np.errstate(over="ignore", invalid="ignore"):
-            for work, step_plan in zip(self.work, self.adam.epoch(active), strict=True):
+            for work, step_plan in zip(
+                self.work, self.optimizer.epoch(active), strict=True
+            ):
                 if work is not None:
                     _step(*work, loss=self.loss)
                 apply(step_plan)
