@@ -231,6 +231,10 @@ def stacked_model(estimator):
 
 
 def _train(estimators, prepared, *, numpy_products=None, deferred=None):
+    """Train prepared estimators in one batch; finish those that did not diverge.
+
+    What :func:`train_batched` does, inside its thread settings.
+    """
     n_rows = np.array([len(p.X) for p in prepared])
     trainer = Trainer(
         [stacked_model(est) for est in estimators],
@@ -238,6 +242,43 @@ def _train(estimators, prepared, *, numpy_products=None, deferred=None):
         batch_sizes=_batch_sizes(estimators, n_rows),
         numpy_products=numpy_products,
     )
+    curves, n_epochs, no_improvement, diverged = _run_epochs(
+        trainer, estimators, prepared, deferred
+    )
+    ws, adam = trainer.ws, trainer.optimizer
+    for m, est in enumerate(estimators):
+        if diverged[m]:
+            continue
+        est._batched_n_samples = int(trainer.n_rows[m])
+        finish_fit(
+            est,
+            weights=[W[m] for W in ws.weights],
+            biases=[b[m, 0] for b in ws.biases],
+            loss_curve=curves[: n_epochs[m], m].tolist(),
+            no_improvement_count=int(no_improvement[m]),
+            adam_state=(adam.exp_avg[m], adam.exp_avg_sq[m], adam.steps[m]),
+        )
+    return diverged
+
+
+def _run_epochs(trainer, estimators, prepared, deferred):
+    """Run the trainer's epochs until every model stops by fit's stopping rule.
+
+    A model that runs all its epochs issues fit's ConvergenceWarning, or
+    stores it in ``deferred`` (see :func:`train_batched`).
+
+    Returns
+    -------
+    curves : ndarray of shape (n_epochs, n_models)
+        Every epoch's loss of every model; a model's loss curve is its first
+        ``n_epochs[m]`` rows.
+    n_epochs : ndarray of int of shape (n_models,)
+        The number of epochs each model ran.
+    no_improvement : ndarray of int of shape (n_models,)
+        Each model's count of epochs without improvement, at its last epoch.
+    diverged : ndarray of bool of shape (n_models,)
+        Models whose loss or weights became infinite or NaN.
+    """
     M = len(estimators)
     n_rows = trainer.n_rows
     max_iter = np.array([est.max_iter for est in estimators])
@@ -282,19 +323,5 @@ def _train(estimators, prepared, *, numpy_products=None, deferred=None):
             if deferred is not None and m in deferred:
                 deferred[m] = message
             else:
-                warnings.warn(message, ConvergenceWarning, stacklevel=2)
-    curves = np.array(curves).reshape(-1, M)
-    ws, adam = trainer.ws, trainer.optimizer
-    for m, est in enumerate(estimators):
-        if diverged[m]:
-            continue
-        est._batched_n_samples = int(n_rows[m])
-        finish_fit(
-            est,
-            weights=[W[m] for W in ws.weights],
-            biases=[b[m, 0] for b in ws.biases],
-            loss_curve=curves[: n_epochs[m], m].tolist(),
-            no_improvement_count=int(no_improvement[m]),
-            adam_state=(adam.exp_avg[m], adam.exp_avg_sq[m], adam.steps[m]),
-        )
-    return diverged
+                warnings.warn(message, ConvergenceWarning, stacklevel=3)
+    return np.array(curves).reshape(-1, M), n_epochs, no_improvement, diverged

@@ -369,34 +369,53 @@ def epoch_runner(
         and estimator.device_.type in ("cpu", "cuda")
         and mask_values <= _TRAINER_MASK_VALUES
     ):
-        checked = SimpleNamespace(
-            X=X, target=target, sample_weight=sample_weight,
-            rates=estimator.module_.dropout,
+        return _trainer_epoch(
+            estimator, X, target, sample_weight, batch_size=batch_size,
+            threads=threads, generator=generator,
         )  # fmt: skip
-        optimizer = estimator._optimizer
-        bound = (
-            estimator._flat.detach(),
-            estimator._flat.grad,
-            sgd_momentum_buffer(optimizer)
-            if estimator.solver == "sgd"
-            else load_adam_state(optimizer),
-            generator,
-        )
-        trainer = Trainer(
-            [stacked_model(estimator)], [checked], batch_sizes=[batch_size],
-            numpy_products=uses_numpy_products(estimator.device_, threads),
-            bound=bound,
-        )  # fmt: skip
-        if estimator.solver == "adam":
-            return trainer.run_single_epoch
+    return _loop_epoch(
+        estimator, X, target, sample_weight, batch_size=batch_size,
+        generator=generator, dtype=dtype,
+    )  # fmt: skip
 
-        def sgd_epoch(order):
-            # The schedules change the torch optimizer's rate between epochs,
-            # and scale its momentum buffer, which the trainer shares.
-            trainer.optimizer.learning_rates.fill_(optimizer.param_groups[0]["lr"])
-            return trainer.run_single_epoch(order)
 
-        return sgd_epoch
+def _trainer_epoch(estimator, X, target, sample_weight, *, batch_size, threads,
+                   generator):  # fmt: skip
+    """An epoch of the engine's trainer, bound to the estimator's model."""
+    checked = SimpleNamespace(
+        X=X, target=target, sample_weight=sample_weight,
+        rates=estimator.module_.dropout,
+    )  # fmt: skip
+    optimizer = estimator._optimizer
+    bound = (
+        estimator._flat.detach(),
+        estimator._flat.grad,
+        sgd_momentum_buffer(optimizer)
+        if estimator.solver == "sgd"
+        else load_adam_state(optimizer),
+        generator,
+    )
+    trainer = Trainer(
+        [stacked_model(estimator)], [checked], batch_sizes=[batch_size],
+        numpy_products=uses_numpy_products(estimator.device_, threads),
+        bound=bound,
+    )  # fmt: skip
+    if estimator.solver == "adam":
+        return trainer.run_single_epoch
+
+    def sgd_epoch(order):
+        # The schedules change the torch optimizer's rate between epochs,
+        # and scale its momentum buffer, which the trainer shares.
+        trainer.optimizer.learning_rates.fill_(optimizer.param_groups[0]["lr"])
+        return trainer.run_single_epoch(order)
+
+    return sgd_epoch
+
+
+def _loop_epoch(estimator, X, target, sample_weight, *, batch_size, generator,
+                dtype):  # fmt: skip
+    """An epoch of _training.run_epoch's loop over the estimator's model."""
+    weights, biases = estimator.module_.layers()
     n_weights = sum(W.numel() for W in weights)
     flat = estimator._flat
     settings = dict(

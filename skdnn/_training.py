@@ -564,20 +564,9 @@ def backward(
             inputs.append(h)
         logits = torch.addmm(biases[last], h, weights[last])
 
-        target = _target_columns(loss, target)
-        delta = torch.empty_like(logits)
-        per_sample = loss.loss_gradient(logits, target, 1, out=delta)
-        if sample_weight is None:
-            value = per_sample.sum() * (1.0 / n_samples)
-            delta.mul_(1.0 / n_samples)
-        else:
-            # A batch whose weights sum to zero contributes nothing, neither
-            # data nor penalty, instead of 0 / 0 = NaN in every weight.
-            inverse_sum = sample_weight.sum().reciprocal().nan_to_num(posinf=0.0)
-            share = (sample_weight * inverse_sum).unsqueeze(1)
-            value = (per_sample * share).sum()
-            delta.mul_(share)
-
+        value, delta, inverse_sum = _output_error(
+            logits, _target_columns(loss, target), sample_weight, loss=loss
+        )
         for i in range(last, -1, -1):
             W, b = weights[i], biases[i]
             torch.mm(inputs[i].T, delta, out=_grad_buffer(W))
@@ -591,25 +580,52 @@ def backward(
                 )
 
         if alpha:
-            # d/dW of (alpha / 2) ||W||^2 / weight_sum is alpha W / weight_sum;
-            # with sample weights, 1 / weight_sum is a tensor, left on the
+            # With sample weights, 1 / weight_sum is a tensor, left on the
             # device.
             if sample_weight is None:
                 coef = alpha / n_samples
             else:
                 coef = alpha * inverse_sum
-            if flat_weights is not None:
-                pairs = [flat_weights]
-            else:
-                pairs = [(W, W.grad) for W in weights]
-            for values, grads in pairs:
-                value = value + (0.5 * coef) * torch.dot(
-                    values.reshape(-1), values.reshape(-1)
-                )
-                if sample_weight is None:
-                    grads.add_(values, alpha=coef)
-                else:
-                    grads.addcmul_(values, coef)
+            pairs = [flat_weights] if flat_weights is not None else None
+            pairs = pairs or [(W, W.grad) for W in weights]
+            value = _add_penalty(value, pairs, coef)
+    return value
+
+
+def _output_error(logits, target, sample_weight, *, loss):
+    """The batch's data loss, the error at the output and 1 / weight sum.
+
+    The error is ``loss.gradient`` times each row's share of the batch's
+    sample weights; the inverse sum of the weights is None without them.
+    """
+    delta = torch.empty_like(logits)
+    per_sample = loss.loss_gradient(logits, target, 1, out=delta)
+    if sample_weight is None:
+        n_samples = logits.shape[0]
+        delta.mul_(1.0 / n_samples)
+        return per_sample.sum() * (1.0 / n_samples), delta, None
+    # A batch whose weights sum to zero contributes nothing, neither data
+    # nor penalty, instead of 0 / 0 = NaN in every weight.
+    inverse_sum = sample_weight.sum().reciprocal().nan_to_num(posinf=0.0)
+    share = (sample_weight * inverse_sum).unsqueeze(1)
+    value = (per_sample * share).sum()
+    delta.mul_(share)
+    return value, delta, inverse_sum
+
+
+def _add_penalty(value, pairs, coef):
+    """Add the L2 penalty to the loss and its gradient to the weights'.
+
+    d/dW of (alpha / 2) ||W||^2 / weight_sum is alpha W / weight_sum:
+    ``coef`` is alpha / weight_sum, a float or a tensor on the device;
+    ``pairs`` are (weights, their gradient) tensors.
+    """
+    for values, grads in pairs:
+        value = value + (0.5 * coef) * torch.dot(values.reshape(-1), values.reshape(-1))
+        if isinstance(coef, torch.Tensor):
+            grads.addcmul_(values, coef)
+        else:
+            grads.add_(values, alpha=coef)
     return value
 
 
@@ -773,6 +789,34 @@ def fit_lbfgs(
     scipy.optimize.OptimizeResult
     """
     params = list(weights) + list(biases)
+    loss_and_grad, unpack = _lbfgs_objective(
+        weights, biases, X, target, sample_weight,
+        activation=activation, alpha=alpha, loss=loss,
+    )  # fmt: skip
+    theta0 = torch.cat([p.detach().reshape(-1) for p in params]).cpu().numpy()
+    result = scipy.optimize.minimize(
+        loss_and_grad,
+        theta0.astype(np.float64),
+        method="L-BFGS-B",
+        jac=True,
+        callback=None if callback is None else _per_iteration(callback),
+        options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
+    )
+    unpack(result.x)
+    return result
+
+
+def _lbfgs_objective(
+    weights, biases, X, target, sample_weight, *, activation, alpha, loss
+):
+    """scipy's objective, ``loss_and_grad(theta)``, and ``unpack(theta)``.
+
+    ``theta`` is every parameter, flat, in float64; ``unpack`` copies it
+    into the parameters; ``loss_and_grad`` returns the full-batch loss and
+    its gradient at ``theta``.
+    """
+    params = list(weights) + list(biases)
+    X_device = params[0].device
     n_samples = len(X)
     units = [weights[0].shape[0]] + [W.shape[1] for W in weights]
     step = block_rows(units)
@@ -824,18 +868,7 @@ def fit_lbfgs(
         grad = torch.cat([g.reshape(-1) for g in gradient])
         return total.item(), grad.cpu().numpy().astype(np.float64)
 
-    X_device = params[0].device
-    theta0 = torch.cat([p.detach().reshape(-1) for p in params]).cpu().numpy()
-    result = scipy.optimize.minimize(
-        loss_and_grad,
-        theta0.astype(np.float64),
-        method="L-BFGS-B",
-        jac=True,
-        callback=None if callback is None else _per_iteration(callback),
-        options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
-    )
-    unpack(result.x)
-    return result
+    return loss_and_grad, unpack
 
 
 def _per_iteration(callback):

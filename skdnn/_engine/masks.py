@@ -65,7 +65,6 @@ class _EpochMasks:
         most_blocks = max(len(plan) for plan in plans)
         self.masks, self.regions, self.draws, self.gathers = {}, {}, [], []
         thresholds, scales = {}, {}
-        spans_of, direct_of = [], []
         for i in self.layers:
             # Room for the grid's units, and for each block's draw rounding
             # up to whole 64-bit values.
@@ -80,43 +79,13 @@ class _EpochMasks:
                 *(dropout_threshold(rate) for rate in rates[:, i]), strict=True
             )
             thresholds[i] = np.array(dropped) - 32768
+        spans_of, direct_of = [], []
         for m in range(M):
-            b, dropped = int(batch[m]), np.flatnonzero(rates[m])
-            direct = b == B and all(
-                start * widths[i] % 4 == 0 for start, _ in plans[m] for i in dropped
+            spans, direct = self._plan_model(
+                m, plans[m], int(batch[m]), int(n_rows[m]), widths, rates[m], (S, B)
             )
-            spans, offsets = [], dict.fromkeys(dropped, 0)
-            for start, count in plans[m] if len(dropped) else ():
-                for i in dropped:
-                    begin = start * widths[i] // 4 if direct else offsets[i]
-                    end = begin + -(-count * widths[i] // 4)
-                    spans.append((i, begin, end))
-                    offsets[i] = end
-            self.draws.append([self.regions[i][m, a:b] for i, a, b in spans])
-            spans_of.append(tuple(spans))
+            spans_of.append(spans)
             direct_of.append(direct)
-            if direct:
-                continue
-            rows = np.arange(n_rows[m])
-            for i in dropped:
-                # The int16 position of each of the model's grid units in its
-                # region: block after block, each rounded up to 64 bits.
-                w = widths[i]
-                position = np.zeros((S, B, w), dtype=np.int64)
-                offset = 0
-                for start, count in plans[m]:
-                    block = rows[start : start + count]
-                    units = (block - start)[:, None] * w + np.arange(w)
-                    position[block // b, block % b] = 4 * offset + units
-                    offset += -(-count * w // 4)
-                self.gathers.append(
-                    (
-                        self.regions[i][m].view(torch.int16),
-                        torch.from_numpy(position.transpose(0, 2, 1).copy()).to(device),
-                        torch.empty((S, w, B), dtype=torch.int16, device=device),
-                        self.masks[i][:, m],
-                    )
-                )
 
         # Models with one torch seed and the same draws draw the same bits
         # (a grid search with an int random_state seeds every candidate of a
@@ -135,6 +104,57 @@ class _EpochMasks:
              per_model(scales[i]))
             for i in self.layers
         ]  # fmt: skip
+        self._plan_conversions(widths, spans_of, direct_of, (S, M, B))
+
+    def _plan_model(self, m, plan, b, n_rows, widths, rates, grid):
+        """Model m's draws, and its gathers where its bits are not in grid order.
+
+        Returns the spans of its regions that it draws into, ``(layer, begin,
+        end)``, and whether its bits lie in the grid's order (``direct``):
+        with the grid's batch size and blocks of whole 64-bit values.
+        """
+        S, B = grid
+        device = self.generators[0].device
+        dropped = np.flatnonzero(rates)
+        direct = b == B and all(
+            start * widths[i] % 4 == 0 for start, _ in plan for i in dropped
+        )
+        spans, offsets = [], dict.fromkeys(dropped, 0)
+        for start, count in plan if len(dropped) else ():
+            for i in dropped:
+                begin = start * widths[i] // 4 if direct else offsets[i]
+                end = begin + -(-count * widths[i] // 4)
+                spans.append((i, begin, end))
+                offsets[i] = end
+        self.draws.append([self.regions[i][m, a:e] for i, a, e in spans])
+        if direct:
+            return tuple(spans), direct
+        rows = np.arange(n_rows)
+        for i in dropped:
+            # The int16 position of each of the model's grid units in its
+            # region: block after block, each rounded up to 64 bits.
+            w = widths[i]
+            position = np.zeros((S, B, w), dtype=np.int64)
+            offset = 0
+            for start, count in plan:
+                block = rows[start : start + count]
+                units = (block - start)[:, None] * w + np.arange(w)
+                position[block // b, block % b] = 4 * offset + units
+                offset += -(-count * w // 4)
+            self.gathers.append(
+                (
+                    self.regions[i][m].view(torch.int16),
+                    torch.from_numpy(position.transpose(0, 2, 1).copy()).to(device),
+                    torch.empty((S, w, B), dtype=torch.int16, device=device),
+                    self.masks[i][:, m],
+                )
+            )
+        return tuple(spans), direct
+
+    def _plan_conversions(self, widths, spans_of, direct_of, grid):
+        """How the drawn bits become the float masks, for :meth:`draw`."""
+        S, M, B = grid
+        device = self.generators[0].device
         # Each model's bits of a layer, read as its grid's units in the
         # masks' order: (steps, models, units, slots).
         placed = {}
@@ -165,6 +185,7 @@ class _EpochMasks:
                     self.masks[i][:, run[0] : run[-1] + 1] for run in runs if len(run)
                 ]
                 if runs:
+                    dtype = self.masks[i].dtype
                     buffer = torch.empty((S, widths[i], B), dtype=dtype, device=device)
                     self.conversions.append((placed[i][:, first], buffer, runs))
 

@@ -155,6 +155,22 @@ class _Workspace:
         )
         self.widths = [fan_out for _, fan_out in shapes[:-1]]
         self.n_outputs = shapes[-1][1]
+        self._allocate_activations(activation, dropped, (M, B), dtype, device)
+        self._plan_products(shapes, B, device)
+        self.act = ACTIVATIONS_INPLACE[activation]
+        self.act_backward = _ACTIVATION_BACKWARD_INPLACE[activation]
+        as_numpy = self.as_numpy
+        self.weights_np = [as_numpy(W) for W in self.weights]
+        self.weights_T_np = [as_numpy(W) for W in self.weights_T]
+        self.grad_weights_np = [as_numpy(W) for W in self.grad_weights]
+        self.outputs_np = [as_numpy(h) for h in self.outputs]
+        self.inputs_np = [as_numpy(h) for h in self.inputs]
+        self.deltas_np = [as_numpy(d) for d in self.deltas]
+        self.deltas_T_np = [as_numpy(d) for d in self.deltas_T]
+
+    def _allocate_activations(self, activation, dropped, grid, dtype, device):
+        """Every layer's outputs, masked outputs, ReLU gates and errors."""
+        M, B = grid
 
         def empty(width):
             return torch.empty((M, width, B), dtype=dtype, device=device)
@@ -176,9 +192,12 @@ class _Workspace:
             m if d else o
             for m, o, d in zip(self.masked, self.outputs, dropped, strict=True)
         ]
-        deltas = [*self.upstream, self.delta]
-        deltas_T = [d.transpose(1, 2) for d in deltas]
-        self.deltas_T = deltas_T
+        self.deltas = [*self.upstream, self.delta]
+        self.deltas_T = [d.transpose(1, 2) for d in self.deltas]
+
+    def _plan_products(self, shapes, B, device):
+        """Which products are broadcast products by rows, and their views."""
+        numpy_products = self.numpy_products
 
         def by_rows(inner, cols):
             return _by_columns(B, inner, cols, device, numpy_products=numpy_products)
@@ -208,18 +227,8 @@ class _Workspace:
             for W, use in zip(self.weights, upstream_by_rows, strict=True)
         ]
         self.delta_rows = [
-            rows(d, use) for d, use in zip(deltas, upstream_by_rows, strict=True)
+            rows(d, use) for d, use in zip(self.deltas, upstream_by_rows, strict=True)
         ]
-        self.act = ACTIVATIONS_INPLACE[activation]
-        self.act_backward = _ACTIVATION_BACKWARD_INPLACE[activation]
-        as_numpy = self.as_numpy
-        self.weights_np = [as_numpy(W) for W in self.weights]
-        self.weights_T_np = [as_numpy(W) for W in self.weights_T]
-        self.grad_weights_np = [as_numpy(W) for W in self.grad_weights]
-        self.outputs_np = [as_numpy(h) for h in self.outputs]
-        self.inputs_np = [as_numpy(h) for h in self.inputs]
-        self.deltas_np = [as_numpy(d) for d in deltas]
-        self.deltas_T_np = [as_numpy(d) for d in deltas_T]
 
     def as_numpy(self, tensor):
         """A numpy view of ``tensor`` for the products, or None without them."""

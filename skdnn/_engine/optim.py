@@ -167,32 +167,52 @@ def make_adam(
     else:
         exp_avg = torch.zeros_like(flat)
         exp_avg_sq = torch.zeros_like(flat)
+    moments = (exp_avg, exp_avg_sq)
+    settings = (beta_1, beta_2, eps)
     if not fused:
-        counts = torch.zeros((M, 1), dtype=flat.dtype, device=flat.device)
-        lr = torch.tensor(learning_rates, dtype=flat.dtype, device=flat.device).reshape(
-            M, 1
+        return _unfused_adam(flat, grad, moments, learning_rates, settings)
+    counts = torch.zeros(M, dtype=torch.float32, device=flat.device)
+    if state is not None:
+        counts = step.view(1)
+    return _fused_adam(flat, grad, moments, counts, learning_rates, settings)
+
+
+def _unfused_adam(flat, grad, moments, learning_rates, settings):
+    """Adam by hand-written tensor operations (see :func:`_adam`)."""
+    M = flat.shape[0]
+    exp_avg, exp_avg_sq = moments
+    beta_1, beta_2, eps = settings
+    counts = torch.zeros((M, 1), dtype=flat.dtype, device=flat.device)
+    lr = torch.tensor(learning_rates, dtype=flat.dtype, device=flat.device).reshape(
+        M, 1
+    )
+    column = _active_columns(flat)
+
+    def epoch(active_steps):
+        return [column(active) for active in active_steps]
+
+    def apply(active):
+        _adam(
+            flat=flat,
+            grad=grad,
+            exp_avg=exp_avg,
+            exp_avg_sq=exp_avg_sq,
+            steps=counts,
+            lr=lr,
+            active=active,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            eps=eps,
         )
-        column = _active_columns(flat)
 
-        def epoch(active_steps):
-            return [column(active) for active in active_steps]
+    return BatchedAdam(epoch, apply, exp_avg, exp_avg_sq, counts.view(M))
 
-        def apply(active):
-            _adam(
-                flat=flat,
-                grad=grad,
-                exp_avg=exp_avg,
-                exp_avg_sq=exp_avg_sq,
-                steps=counts,
-                lr=lr,
-                active=active,
-                beta_1=beta_1,
-                beta_2=beta_2,
-                eps=eps,
-            )
 
-        return BatchedAdam(epoch, apply, exp_avg, exp_avg_sq, counts.view(M))
-
+def _fused_adam(flat, grad, moments, counts, learning_rates, settings):
+    """Adam by torch's fused kernel, runs of models in one tensor each."""
+    M = flat.shape[0]
+    exp_avg, exp_avg_sq = moments
+    beta_1, beta_2, eps = settings
     # torch.optim.Adam(fused=True) keeps a float32 step count per parameter,
     # adds 1 to it and calls this kernel. Here each model keeps its own
     # count; the counts are views of one tensor, incremented in one
@@ -206,10 +226,6 @@ def make_adam(
     # kernel's vectorized body and its scalar tail round differently (1
     # ulp), and a model's elements fall in either by their place in the
     # tensor.
-    if state is None:
-        counts = torch.zeros(M, dtype=torch.float32, device=flat.device)
-    else:
-        counts = step.view(1)
     learning_rates = np.asarray(learning_rates, dtype=np.float64)
     same_rate = np.diff(learning_rates) == 0
     taken = np.zeros(M, dtype=np.int64)

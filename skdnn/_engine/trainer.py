@@ -181,36 +181,15 @@ class Trainer:
         M = len(models)
         first = models[0]
         dtype, device = first.weights[0].dtype, first.weights[0].device
-        self.loss = loss = first.loss
-
-        # Every model's rows, one after another: model m's row i is row
-        # offsets[m] + i. Folds share no memory here; the data of a grid
-        # search is copied once per candidate and fold.
-        self.n_rows = n_rows = np.array([len(p.X) for p in prepared])
-        # One model's rows are read in place (fit's X is not written to).
-        X_all = prepared[0].X if M == 1 else np.concatenate([p.X for p in prepared])
-        self.X_all = to_device(X_all, device, dtype)
-        target_all = np.concatenate([p.target for p in prepared])
-        self.target_all = to_device(
-            target_all, device, None if loss.index_target else dtype
-        )
-        self.weighted = any(p.sample_weight is not None for p in prepared)
-        self.shares_for = self.work_for = None
-        self.part_workspaces = {}
-        self.weight_all = np.concatenate(
-            [
-                np.ones(n, dtype=np.float64) if p.sample_weight is None
-                else np.asarray(p.sample_weight, dtype=np.float64)
-                for p, n in zip(prepared, n_rows, strict=True)
-            ]
-        )  # fmt: skip
+        self.loss = first.loss
+        self._load_data(prepared, dtype, device)
         batch = np.asarray(batch_sizes)
-        self.layout = layout = batch_layout(n_rows, batch)
+        self.layout = layout = batch_layout(self.n_rows, batch)
         S, M, B = layout[1].shape
         # Each step's real rows per model, the same every epoch it runs.
         self.rows_per_step = layout[1].sum(axis=2)
         self.rows = np.empty(layout[0].shape, dtype=np.int64)
-        self.row_offsets = row_offsets(n_rows)
+        self.row_offsets = row_offsets(self.n_rows)
 
         rates = np.array([p.rates for p in prepared]).reshape(M, -1)
         if numpy_products is None:
@@ -241,12 +220,70 @@ class Trainer:
         self.alpha = torch.tensor(
             [model.alpha for model in models], dtype=dtype, device=device
         ).reshape(1, M, 1)
-        # One epoch's data, masks, logits and weight norms, filled in place
-        # every epoch; step s reads views of their row s, made once.
-        grid = (S, M, B)
+        self._allocate_epoch((S, M, B))
+        self.dropout = self._epoch_masks(prepared, batch, rates, generator)
+        self.steps = self._step_views()
+
+    def _epoch_masks(self, prepared, batch, rates, generator):
+        """The models' dropout masks: each model's generator, seeded by its
+        ``torch_seed``, or the bound fit's own generator."""
+        device = self.X_all.device
+        seeds = None
+        if generator is None:
+            seeds = [p.torch_seed for p in prepared]
+            generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+        else:
+            generators = [generator]
+        return _EpochMasks(
+            layout=self.layout,
+            batch=batch,
+            widths=self.ws.widths,
+            rates=rates,
+            generators=generators,
+            dtype=self.X_all.dtype,
+            seeds=seeds,
+        )
+
+    def _load_data(self, prepared, dtype, device):
+        """Every model's rows, targets and sample weights, one after another.
+
+        Model m's row i is row ``offsets[m] + i``. Folds share no memory
+        here; the data of a grid search is copied once per candidate and fold.
+        """
+        self.n_rows = n_rows = np.array([len(p.X) for p in prepared])
+        # One model's rows are read in place (fit's X is not written to).
+        if len(prepared) == 1:
+            X_all = prepared[0].X
+        else:
+            X_all = np.concatenate([p.X for p in prepared])
+        self.X_all = to_device(X_all, device, dtype)
+        self.target_all = to_device(
+            np.concatenate([p.target for p in prepared]),
+            device,
+            None if self.loss.index_target else dtype,
+        )
+        self.weighted = any(p.sample_weight is not None for p in prepared)
+        self.shares_for = self.work_for = None
+        self.part_workspaces = {}
+        self.weight_all = np.concatenate(
+            [
+                np.ones(n, dtype=np.float64) if p.sample_weight is None
+                else np.asarray(p.sample_weight, dtype=np.float64)
+                for p, n in zip(prepared, n_rows, strict=True)
+            ]
+        )  # fmt: skip
+
+    def _allocate_epoch(self, grid):
+        """One epoch's data, targets, shares, logits and weight norms.
+
+        Filled in place every epoch; step s reads views of their row s,
+        made once (:meth:`_step_views`).
+        """
+        S, M, B = grid
+        dtype, device = self.X_all.dtype, self.X_all.device
         n_features = self.X_all.shape[1]
         self.X_epoch = torch.empty((*grid, n_features), dtype=dtype, device=device)
-        n_targets = 1 if loss.index_target else target_all.shape[1]
+        n_targets = 1 if self.loss.index_target else self.target_all.shape[1]
         self.t_epoch = torch.empty(
             (*grid, n_targets), dtype=self.target_all.dtype, device=device
         )
@@ -255,33 +292,23 @@ class Trainer:
         self.loss_share = torch.empty_like(self.share)
         self.loss_coef = torch.empty((S, M), dtype=dtype, device=device)
         # Zeros: a step that trains only some models leaves the others' be.
-        self.logits = torch.zeros((S, M, ws.n_outputs, B), dtype=dtype, device=device)
-        self.squared_norms = torch.zeros((S, M), dtype=dtype, device=device)
-        if generator is None:
-            generators = [
-                torch.Generator(device=device).manual_seed(p.torch_seed)
-                for p in prepared
-            ]
-        else:
-            generators = [generator]
-        self.dropout = _EpochMasks(
-            layout=layout,
-            batch=batch,
-            widths=ws.widths,
-            rates=rates,
-            generators=generators,
-            dtype=dtype,
-            seeds=None if generator is not None else [p.torch_seed for p in prepared],
+        self.logits = torch.zeros(
+            (S, M, self.ws.n_outputs, B), dtype=dtype, device=device
         )
-        # Each step's data, targets and shares as the feature-major workspace
-        # reads them: (n_models, columns, batch) views.
+        self.squared_norms = torch.zeros((S, M), dtype=dtype, device=device)
+
+    def _step_views(self):
+        """Each step's data, targets and shares as the feature-major workspace
+        reads them: (n_models, columns, batch) views, one _StepViews a step."""
+        ws, S = self.ws, self.X_epoch.shape[0]
+        n_features = self.X_all.shape[1]
         X_T = self.X_epoch.transpose(2, 3)
         if ws.forward_by_rows[0]:
             X_rows = [X_T[:, :, k : k + 1].unbind(0) for k in range(n_features)]
             X_rows = list(zip(*X_rows, strict=True))
         else:
             X_rows = [None] * S
-        self.steps = [
+        return [
             _StepViews(
                 X_T=X,
                 X_rows=rows,

@@ -61,6 +61,79 @@ def _architecture_name(sizes):
     return f"{layers} {tuple(sizes)}"
 
 
+def _playground_axes(hidden_layer_sizes, axes):
+    """The columns' architectures and the grid's Axes, checked.
+
+    ``axes`` None: a new figure's, one row per data set and one column per
+    architecture.
+    """
+    import matplotlib.pyplot as plt
+
+    architectures = [tuple(sizes) for sizes in hidden_layer_sizes]
+    shape = (len(DATASETS), len(architectures))
+    if axes is None:
+        figure, axes = plt.subplots(
+            *shape,
+            figsize=(3.0 * shape[1], 3.0 * shape[0]),
+            squeeze=False,
+            constrained_layout=True,
+        )
+    axes = np.asarray(axes, dtype=object)
+    if axes.shape != shape:
+        raise ValueError(
+            f"axes must have shape {shape} (data sets, architectures); got "
+            f"{axes.shape}."
+        )
+    return architectures, axes
+
+
+def _draw_cell(ax, model, X, parts, *, grid_resolution, cmap):
+    """Draw a fitted model's decision regions over ``X``, then the points.
+
+    ``parts`` are ``(X_part, y_part, edge)``: points drawn with that edge
+    colour. Returns the :class:`~sklearn.inspection.DecisionBoundaryDisplay`.
+    """
+    display = DecisionBoundaryDisplay.from_estimator(
+        model,
+        X,
+        grid_resolution=grid_resolution,
+        eps=0.1 * np.ptp(X, axis=0).max(),
+        response_method="predict_proba",
+        cmap=cmap,
+        levels=np.linspace(0, 1, 11),
+        vmin=0,
+        vmax=1,
+        alpha=0.7,
+        ax=ax,
+    )
+    for X_part, y_part, edge in parts:
+        ax.scatter(
+            X_part[:, 0],
+            X_part[:, 1],
+            c=np.where(y_part == model.classes_[1], BLUE, ORANGE),
+            s=10,
+            edgecolors=edge,
+            linewidths=0.4,
+        )
+    return display
+
+
+def _label_cell(ax, score, *, architecture, dataset):
+    """Title a cell with its test accuracy, and label the grid's edges.
+
+    ``architecture`` heads the title (the top row's cells) and ``dataset`` is
+    the y label (the left column's); None for the other cells.
+    """
+    title = f"test accuracy {score:.2f}"
+    if architecture is not None:
+        title = f"{_architecture_name(architecture)}\n{title}"
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("" if dataset is None else dataset, fontsize="large")
+
+
 @validate_params(
     {
         "estimator": [HasMethods(["fit", "predict_proba"]), None],
@@ -172,24 +245,9 @@ def plot_playground(
     test accuracy 0.5...
     >>> plt.close(result.figure)
     """
-    import matplotlib.pyplot as plt
-
+    architectures, axes = _playground_axes(hidden_layer_sizes, axes)
     estimator = _default_estimator() if estimator is None else estimator
-    architectures = [tuple(sizes) for sizes in hidden_layer_sizes]
-    shape = (len(DATASETS), len(architectures))
-    if axes is None:
-        figure, axes = plt.subplots(
-            *shape,
-            figsize=(3.0 * shape[1], 3.0 * shape[0]),
-            squeeze=False,
-            constrained_layout=True,
-        )
-    axes = np.asarray(axes, dtype=object)
-    if axes.shape != shape:
-        raise ValueError(
-            f"axes must have shape {shape} (data sets, architectures); got "
-            f"{axes.shape}."
-        )
+    shape = axes.shape
 
     rng = check_random_state(random_state)
     displays = np.empty(shape, dtype=object)
@@ -209,37 +267,16 @@ def plot_playground(
             scores[row, column] = model.score(X_test, y_test)
             estimators[row, column] = model
             ax = axes[row, column]
-            displays[row, column] = DecisionBoundaryDisplay.from_estimator(
-                model,
-                X,
-                grid_resolution=grid_resolution,
-                eps=0.1 * np.ptp(X, axis=0).max(),
-                response_method="predict_proba",
-                cmap=cmap,
-                levels=np.linspace(0, 1, 11),
-                vmin=0,
-                vmax=1,
-                alpha=0.7,
-                ax=ax,
-            )
             parts = [(X_train, y_train, "white"), (X_test, y_test, "black")]
-            for X_part, y_part, edge in parts:
-                ax.scatter(
-                    X_part[:, 0],
-                    X_part[:, 1],
-                    c=np.where(y_part == model.classes_[1], BLUE, ORANGE),
-                    s=10,
-                    edgecolors=edge,
-                    linewidths=0.4,
-                )
-            title = f"test accuracy {scores[row, column]:.2f}"
-            if row == 0:
-                title = f"{_architecture_name(sizes)}\n{title}"
-            ax.set_title(title)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_xlabel("")
-            ax.set_ylabel(name if column == 0 else "", fontsize="large")
+            displays[row, column] = _draw_cell(
+                ax, model, X, parts, grid_resolution=grid_resolution, cmap=cmap
+            )
+            _label_cell(
+                ax,
+                scores[row, column],
+                architecture=sizes if row == 0 else None,
+                dataset=name if column == 0 else None,
+            )
     return Bunch(
         displays=displays,
         test_scores=scores,

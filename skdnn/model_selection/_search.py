@@ -51,6 +51,94 @@ def _final_step(estimator):
     return None, None
 
 
+def _fit_prefix(base_estimator, X_fit, y_fit):
+    """A Pipeline's earlier steps, fitted: ``(transformer, Z, seconds)``.
+
+    ``Z`` is what the classifier trains on; for a bare classifier, ``X_fit``
+    itself, with no transformer and no time.
+    """
+    # A Pipeline's earlier steps, fitted once per fold and once on the
+    # whole data for the refits: the grid does not vary them.
+    name, _ = _final_step(base_estimator)
+    if name is None:
+        return None, X_fit, 0.0
+    transformer = clone(base_estimator[:-1])
+    start = time.time()
+    Z = transformer.fit_transform(X_fit, y_fit)
+    return transformer, Z, time.time() - start
+
+
+def _assembled(base_estimator, candidate, transformer, model):
+    """A candidate as the search's estimator, around its trained model.
+
+    The model itself, or for a Pipeline, the model behind the fitted earlier
+    steps (``transformer``), with the candidate's parameters set.
+    """
+    name, _ = _final_step(base_estimator)
+    if name is None:
+        return model
+    estimator = clone(base_estimator).set_params(**clone(candidate, safe=False))
+    estimator.steps = [*transformer.steps, (name, model)]
+    return estimator
+
+
+def _folds(base_estimator, X, y, splits):
+    """Each split's data, with the Pipeline's earlier steps fitted on it.
+
+    Returns
+    -------
+    list of tuple
+        ``(X_train, y_train, X_test, y_test, transformer, Z_train, seconds)``
+        per split, the last three :func:`_fit_prefix`'s on the training rows.
+    """
+    folds = []
+    for train, test in splits:
+        X_train, y_train = _take(X, train), _take(y, train)
+        X_test, y_test = _take(X, test), _take(y, test)
+        prefix = _fit_prefix(base_estimator, X_train, y_train)
+        folds.append((X_train, y_train, X_test, y_test, *prefix))
+    return folds
+
+
+def _prepare_models(base_estimator, candidates, keys, data, fits):
+    """Prepare candidate c's model on fold f, for each key ``(c, f)`` of keys.
+
+    ``data[f]`` is ``(Z, y, seconds)``: the rows the classifier trains on,
+    their targets and the time the Pipeline's earlier steps took on them;
+    fold None is the whole data, for the candidates' refits. ``fits`` is
+    ``(models, prepared, fit_times, groups)``: each prepared model, what
+    :func:`prepare_fit` returned for it and its time join the first three
+    by key, and the key joins its :func:`group_key`'s list in ``groups``.
+
+    Returns
+    -------
+    failed : list of tuple
+        The keys whose preparation raised; they join none of ``fits``.
+    """
+    name, _ = _final_step(base_estimator)
+    prefix = "" if name is None else f"{name}__"
+    models, prepared, fit_times, groups = fits
+    # Each fold's data is checked once, for its first candidate.
+    checked = {}
+    failed = []
+    for c, f in keys:
+        Z, y_fit, prefix_time = data[f]
+        settings = {k[len(prefix) :]: v for k, v in candidates[c].items()}
+        model = clone(base_estimator if name is None else base_estimator[-1])
+        model.set_params(**clone(settings, safe=False))
+        start = time.time()
+        try:
+            prepared[c, f] = prepare_fit(model, Z, y_fit, like=checked.get(f))
+        except Exception:
+            failed.append((c, f))
+            continue
+        checked.setdefault(f, prepared[c, f])
+        fit_times[c, f] = time.time() - start + prefix_time
+        models[c, f] = model
+        groups[group_key(model)].append((c, f))
+    return failed
+
+
 class _BatchedSearch:
     """What skdnn's searches add to scikit-learn's: the batched ``fit``.
 
@@ -120,18 +208,10 @@ class _BatchedSearch:
         return None
 
     def _fit_batched(self, X, y, candidates):
+        """The batched ``fit``: evaluate every candidate, then pick and refit."""
         scorers, refit_metric = self._get_scorers()
         X, y = indexable(X, y)
-        self._checked_cv_orig = check_cv(
-            self.cv, y, classifier=is_classifier(self.estimator)
-        )
-        self.n_splits_ = self._checked_cv_orig.get_n_splits(X, y)
-        splits = list(self._checked_cv_orig.split(X, y))
-        if len(splits) != self.n_splits_:
-            raise ValueError(
-                "cv.split and cv.get_n_splits return inconsistent results. "
-                f"Expected {self.n_splits_} splits, got {len(splits)}"
-            )
+        splits = self._batched_splits(X, y)
         base_estimator = clone(self.estimator)
         if self.verbose > 0:
             print(
@@ -160,14 +240,7 @@ class _BatchedSearch:
             refit_metric = self.refit
 
         if self.refit or not self.multimetric_:
-            self.best_index_ = self._select_best_index(
-                self.refit, refit_metric, results
-            )
-            if not callable(self.refit):
-                self.best_score_ = results[f"mean_test_{refit_metric}"][
-                    self.best_index_
-                ]
-            self.best_params_ = results["params"][self.best_index_]
+            self._select_best(results, refit_metric)
         if self.refit:
             trained = refits.get(self.best_index_)
             if trained is None:
@@ -188,6 +261,27 @@ class _BatchedSearch:
         self.cv_results_ = results
         return self
 
+    def _batched_splits(self, X, y):
+        """The cross-validation's (train, test) splits; sets ``n_splits_``."""
+        self._checked_cv_orig = check_cv(
+            self.cv, y, classifier=is_classifier(self.estimator)
+        )
+        self.n_splits_ = self._checked_cv_orig.get_n_splits(X, y)
+        splits = list(self._checked_cv_orig.split(X, y))
+        if len(splits) != self.n_splits_:
+            raise ValueError(
+                "cv.split and cv.get_n_splits return inconsistent results. "
+                f"Expected {self.n_splits_} splits, got {len(splits)}"
+            )
+        return splits
+
+    def _select_best(self, results, refit_metric):
+        """Set ``best_index_``, ``best_score_`` and ``best_params_``."""
+        self.best_index_ = self._select_best_index(self.refit, refit_metric, results)
+        if not callable(self.refit):
+            self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
+        self.best_params_ = results["params"][self.best_index_]
+
     def _evaluate_batched(self, base_estimator, X, y, candidates, splits, scorers):
         """The per-(candidate, fold) dicts that ``_fit_and_score`` would return.
 
@@ -195,93 +289,84 @@ class _BatchedSearch:
         candidate: ``(estimator, seconds, message)``, the message of the
         ConvergenceWarning its fit would have issued, or None.
         """
-        name, _ = _final_step(base_estimator)
-        prefix = "" if name is None else f"{name}__"
-        folds = []
-
-        def fit_prefix(X_fit, y_fit):
-            # A Pipeline's earlier steps, fitted once per fold and once on the
-            # whole data for the refits: the grid does not vary them.
-            if name is None:
-                return None, X_fit, 0.0
-            transformer = clone(base_estimator[:-1])
-            start = time.time()
-            Z = transformer.fit_transform(X_fit, y_fit)
-            return transformer, Z, time.time() - start
-
-        def assembled(c, transformer, model):
-            # Candidate c as the search's estimator: a trained model, behind
-            # the fitted earlier steps of a Pipeline.
-            if name is None:
-                return model
-            estimator = clone(base_estimator).set_params(
-                **clone(candidates[c], safe=False)
-            )
-            estimator.steps = [*transformer.steps, (name, model)]
-            return estimator
-
-        for train, test in splits:
-            X_train, y_train = _take(X, train), _take(y, train)
-            X_test, y_test = _take(X, test), _take(y, test)
-            folds.append(
-                (X_train, y_train, X_test, y_test, *fit_prefix(X_train, y_train))
-            )
-
+        folds = _folds(base_estimator, X, y, splits)
         pairs = [(c, f) for c in range(len(candidates)) for f in range(len(splits))]
-        models, prepared, fit_times, refits = {}, {}, {}, {}
-        # Each fold's data is checked once, for its first candidate.
-        checked = {}
-
-        def prepare(c, f, Z, y_fit, prefix_time):
-            # Candidate c's model on fold f (None: the whole data, its
-            # refit); False where preparing it raised.
-            settings = {k[len(prefix) :]: v for k, v in candidates[c].items()}
-            model = clone(base_estimator if name is None else base_estimator[-1])
-            model.set_params(**clone(settings, safe=False))
-            start = time.time()
-            try:
-                prepared[c, f] = prepare_fit(model, Z, y_fit, like=checked.get(f))
-            except Exception:
-                return False
-            checked.setdefault(f, prepared[c, f])
-            fit_times[c, f] = time.time() - start + prefix_time
-            models[c, f] = model
-            return True
-
-        sequential = []
-        for c, f in pairs:
-            _, y_train, _, _, _, Z_train, prefix_time = folds[f]
-            if not prepare(c, f, Z_train, y_train, prefix_time):
-                # _fit_and_score fits it again and handles the error as
-                # scikit-learn does.
-                sequential.append((c, f))
-        groups = defaultdict(list)
-        for key in models:
-            groups[group_key(models[key])].append(key)
-        refit_data = None
-        for c in self._refits_ahead(groups, models, prepared, len(y)):
+        fits = ({}, {}, {}, defaultdict(list))
+        models, prepared, fit_times, groups = fits
+        data = {}
+        for f, (_, y_train, _, _, _, Z_train, prefix_time) in enumerate(folds):
+            data[f] = (Z_train, y_train, prefix_time)
+        # Those whose preparation raised: _fit_and_score fits them again and
+        # handles the error as scikit-learn does.
+        sequential = _prepare_models(base_estimator, candidates, pairs, data, fits)
+        ahead = self._refits_ahead(groups, models, prepared, len(y))
+        refit_transformer = None
+        if ahead:
             # A refit whose preparation raises is refitted with fit, which
             # raises as scikit-learn's does.
-            if refit_data is None:
-                refit_data = fit_prefix(X, y)
-            transformer, Z, prefix_time = refit_data
-            if prepare(c, None, Z, y, prefix_time):
-                groups[group_key(models[c, None])].append((c, None))
+            refit_transformer, Z, prefix_time = _fit_prefix(base_estimator, X, y)
+            keys, data = [(c, None) for c in ahead], {None: (Z, y, prefix_time)}
+            _prepare_models(base_estimator, candidates, keys, data, fits)
+        diverged, trained_ahead = self._train_groups(
+            groups, models, prepared, fit_times
+        )
+        sequential = set(sequential + diverged)
+        refits = {}
+        for c, (seconds, message) in trained_ahead.items():
+            model = models[c, None]
+            estimator = _assembled(
+                base_estimator, candidates[c], refit_transformer, model
+            )
+            refits[c] = (estimator, seconds, message)
+
+        out = []
+        for c, f in pairs:
+            if (c, f) in sequential:
+                estimator = clone(base_estimator)
+                out.append(
+                    self._sequential_result(
+                        estimator, X, y, candidates[c], splits[f], scorers
+                    )
+                )
+                continue
+            estimator = _assembled(
+                base_estimator, candidates[c], folds[f][4], models[c, f]
+            )
+            out.append(
+                self._batched_result(estimator, folds[f], fit_times[c, f], scorers)
+            )
+        return out, refits
+
+    def _train_groups(self, groups, models, prepared, fit_times):
+        """Train each group of models in one batch.
+
+        Each model's fit time gains its share of its batch's time.
+
+        Returns
+        -------
+        diverged : list of tuple
+            The keys of the models whose loss or weights became infinite or
+            NaN.
+        trained_ahead : dict
+            By candidate, for its refit trained ahead that did not diverge:
+            ``(seconds, message)``, its fit time and the message of the
+            ConvergenceWarning its fit would have issued, or None.
+        """
+        diverged, trained_ahead = [], {}
         for keys in groups.values():
             start = time.time()
             deferred = {i: None for i, (_, f) in enumerate(keys) if f is None}
-            diverged = train_batched(
+            bad_models = train_batched(
                 [models[k] for k in keys], [prepared[k] for k in keys],
                 deferred=deferred,
             )  # fmt: skip
             share = (time.time() - start) / len(keys)
-            for i, (k, bad) in enumerate(zip(keys, diverged, strict=True)):
+            for i, (k, bad) in enumerate(zip(keys, bad_models, strict=True)):
                 fit_times[k] += share
                 if bad:
-                    sequential.append(k)
+                    diverged.append(k)
                 elif k[1] is None:
-                    estimator = assembled(k[0], refit_data[0], models[k])
-                    refits[k[0]] = (estimator, fit_times[k], deferred[i])
+                    trained_ahead[k[0]] = (fit_times[k], deferred[i])
             if self.verbose > 0:
                 ahead_here = len(deferred)
                 print(
@@ -289,49 +374,49 @@ class _BatchedSearch:
                     + (f", {ahead_here} of them refits ahead" if ahead_here else "")
                     + "."
                 )
-        sequential = set(sequential)
+        return diverged, trained_ahead
 
-        out = []
-        for c, f in pairs:
-            X_train, y_train, X_test, y_test, transformer, _, _ = folds[f]
-            if (c, f) in sequential:
-                train, test = splits[f]
-                out.append(
-                    _fit_and_score(
-                        clone(base_estimator),
-                        X,
-                        y,
-                        scorer=scorers,
-                        train=train,
-                        test=test,
-                        verbose=self.verbose,
-                        parameters=candidates[c],
-                        fit_params=None,
-                        score_params=None,
-                        return_train_score=self.return_train_score,
-                        return_n_test_samples=True,
-                        return_times=True,
-                        error_score=self.error_score,
-                    )
-                )
-                continue
-            estimator = assembled(c, transformer, models[c, f])
-            start = time.time()
-            result = {
-                "fit_error": None,
-                "test_scores": _score(
-                    estimator, X_test, y_test, scorers, {}, self.error_score
-                ),
-            }
-            if self.return_train_score:
-                result["train_scores"] = _score(
-                    estimator, X_train, y_train, scorers, {}, self.error_score
-                )
-            result["n_test_samples"] = _num_samples(X_test)
-            result["fit_time"] = fit_times[c, f]
-            result["score_time"] = time.time() - start
-            out.append(result)
-        return out, refits
+    def _sequential_result(self, estimator, X, y, candidate, split, scorers):
+        """``_fit_and_score``'s dict for a fit that was not trained in a batch."""
+        train, test = split
+        return _fit_and_score(
+            estimator,
+            X,
+            y,
+            scorer=scorers,
+            train=train,
+            test=test,
+            verbose=self.verbose,
+            parameters=candidate,
+            fit_params=None,
+            score_params=None,
+            return_train_score=self.return_train_score,
+            return_n_test_samples=True,
+            return_times=True,
+            error_score=self.error_score,
+        )
+
+    def _batched_result(self, estimator, fold, fit_time, scorers):
+        """The dict ``_fit_and_score`` would return for a batched fit.
+
+        ``fold`` is the fold's data as :func:`_folds` gives it.
+        """
+        X_train, y_train, X_test, y_test = fold[:4]
+        start = time.time()
+        result = {
+            "fit_error": None,
+            "test_scores": _score(
+                estimator, X_test, y_test, scorers, {}, self.error_score
+            ),
+        }
+        if self.return_train_score:
+            result["train_scores"] = _score(
+                estimator, X_train, y_train, scorers, {}, self.error_score
+            )
+        result["n_test_samples"] = _num_samples(X_test)
+        result["fit_time"] = fit_time
+        result["score_time"] = time.time() - start
+        return result
 
     def _refits_ahead(self, groups, models, prepared, n_samples):
         """The candidates whose refit is cheaper trained ahead, in their batch.
