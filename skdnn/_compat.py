@@ -9,6 +9,8 @@ lacks one, the function that wraps it computes the same with public API
 # Authors: The skdnn developers
 # SPDX-License-Identifier: BSD-3-Clause
 
+from collections import defaultdict
+
 import torch
 from sklearn.base import _fit_context
 from sklearn.model_selection._validation import (
@@ -95,6 +97,36 @@ def fused_adam(*tensors, **settings):
     _FUSED_ADAM(*tensors, **settings)
 
 
+# BaseSearchCV's private methods: skdnn's batched searches call them on
+# themselves to score, report and choose exactly as scikit-learn's do.
+
+
+def search_scorers(search):
+    """``BaseSearchCV._get_scorers``: the scorers and the refit metric."""
+    return search._get_scorers()
+
+
+def format_search_results(search, candidates, n_splits, out):
+    """``BaseSearchCV._format_results``: ``cv_results_`` from the fits' dicts."""
+    return search._format_results(candidates, n_splits, out, defaultdict(list))
+
+
+def check_refit_for_multimetric(search, scores):
+    """``BaseSearchCV._check_refit_for_multimetric``: a valid refit metric."""
+    search._check_refit_for_multimetric(scores)
+
+
+def select_best_index(search, refit_metric, results):
+    """``BaseSearchCV._select_best_index``, for the search's ``refit``."""
+    return search._select_best_index(search.refit, refit_metric, results)
+
+
+def scorers_by_name(scorers):
+    """What ``BaseSearchCV.fit`` keeps as ``scorer_``: a multimetric scorer's
+    dict of scorers (its private ``_scorers``), or the single scorer."""
+    return getattr(scorers, "_scorers", scorers)
+
+
 def parameter_values(parameters):
     """A ParameterList's Parameters as a tuple, in index order.
 
@@ -125,10 +157,15 @@ __all__ = [
     "_safe_indexing",
     "_score",
     "_warn_or_raise_about_fit_failures",
+    "check_refit_for_multimetric",
+    "format_search_results",
     "fused_adam",
     "has_fused_adam",
     "log_softmax_into",
     "parameter_values",
+    "scorers_by_name",
+    "search_scorers",
+    "select_best_index",
     "sigmoid_backward",
     "tanh_backward",
     "threshold_backward",

@@ -37,6 +37,11 @@ from .._compat import (
     _safe_indexing,
     _score,
     _warn_or_raise_about_fit_failures,
+    check_refit_for_multimetric,
+    format_search_results,
+    scorers_by_name,
+    search_scorers,
+    select_best_index,
 )
 
 
@@ -209,7 +214,7 @@ class _BatchedSearch:
 
     def _fit_batched(self, X, y, candidates):
         """The batched ``fit``: evaluate every candidate, then pick and refit."""
-        scorers, refit_metric = self._get_scorers()
+        scorers, refit_metric = search_scorers(self)
         X, y = indexable(X, y)
         splits = self._batched_splits(X, y)
         base_estimator = clone(self.estimator)
@@ -230,13 +235,11 @@ class _BatchedSearch:
         _warn_or_raise_about_fit_failures(out, self.error_score)
         if callable(self.scoring):
             _insert_error_scores(out, self.error_score)
-        results = self._format_results(
-            candidates, self.n_splits_, out, defaultdict(list)
-        )
+        results = format_search_results(self, candidates, self.n_splits_, out)
         first_test_score = out[0]["test_scores"]
         self.multimetric_ = isinstance(first_test_score, dict)
         if callable(self.scoring) and self.multimetric_:
-            self._check_refit_for_multimetric(first_test_score)
+            check_refit_for_multimetric(self, first_test_score)
             refit_metric = self.refit
 
         if self.refit or not self.multimetric_:
@@ -257,17 +260,15 @@ class _BatchedSearch:
                     warnings.warn(message, ConvergenceWarning, stacklevel=3)
             if hasattr(self.best_estimator_, "feature_names_in_"):
                 self.feature_names_in_ = self.best_estimator_.feature_names_in_
-        self.scorer_ = getattr(scorers, "_scorers", scorers)
+        self.scorer_ = scorers_by_name(scorers)
         self.cv_results_ = results
         return self
 
     def _batched_splits(self, X, y):
         """The cross-validation's (train, test) splits; sets ``n_splits_``."""
-        self._checked_cv_orig = check_cv(
-            self.cv, y, classifier=is_classifier(self.estimator)
-        )
-        self.n_splits_ = self._checked_cv_orig.get_n_splits(X, y)
-        splits = list(self._checked_cv_orig.split(X, y))
+        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        self.n_splits_ = cv.get_n_splits(X, y)
+        splits = list(cv.split(X, y))
         if len(splits) != self.n_splits_:
             raise ValueError(
                 "cv.split and cv.get_n_splits return inconsistent results. "
@@ -277,7 +278,7 @@ class _BatchedSearch:
 
     def _select_best(self, results, refit_metric):
         """Set ``best_index_``, ``best_score_`` and ``best_params_``."""
-        self.best_index_ = self._select_best_index(self.refit, refit_metric, results)
+        self.best_index_ = select_best_index(self, refit_metric, results)
         if not callable(self.refit):
             self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
         self.best_params_ = results["params"][self.best_index_]
