@@ -697,7 +697,9 @@ class BaseDNN(BaseEstimator):
             state["module_"] = module.cpu_state()
             state["device_"] = str(state["device_"])
         # The flat buffer aliases module_'s parameters; it is rebuilt on load.
+        # partial_fit's kept trainer is remade by the next call.
         state.pop("_flat", None)
+        state.pop("_partial_trainer", None)
         if state.get("_optimizer") is not None:
             state["_optimizer"] = _tensor_to_cpu(state["_optimizer"].state_dict())
         return state

@@ -282,6 +282,17 @@ def load_adam_state(optimizer, *, exp_avg=None, exp_avg_sq=None, step=0):
     return state["exp_avg"], state["exp_avg_sq"], state["step"]
 
 
+def adam_state(optimizer):
+    """A one-parameter Adam's ``(exp_avg, exp_avg_sq, step)``, which its steps
+    update in place: the state it has, or zero moments before its first step.
+    """
+    (param,) = optimizer.param_groups[0]["params"]
+    state = optimizer.state.get(param, {})
+    if {"exp_avg", "exp_avg_sq", "step"} <= state.keys():
+        return state["exp_avg"], state["exp_avg_sq"], state["step"]
+    return load_adam_state(optimizer)
+
+
 def fused_adam_kernel(tensors, lr, beta_1, beta_2, eps):
     """Call torch's fused Adam kernel, as ``Adam(fused=True).step`` ends in.
 

@@ -5,6 +5,8 @@ batches at once, the optimizer's kernel called directly) exists for speed;
 these tests pin that it changes nothing else.
 """
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -395,6 +397,53 @@ def test_fits_on_any_threads_train_through_the_trainer(monkeypatch, n_threads, s
     DNNClassifier((6,), **params).fit(X, y)
     assert len(workspaces) == 2 * int(np.ceil(len(y) / 170))
     assert {ws.numpy_products for ws in workspaces} == {n_threads == 1}
+
+
+def _partial_fits(clf, X, y, chunks, sample_weight=None):
+    for start, stop in chunks:
+        weight = None if sample_weight is None else sample_weight[start:stop]
+        clf.partial_fit(X[start:stop], y[start:stop], classes=[0, 1, 2],
+                        sample_weight=weight)  # fmt: skip
+    return clf
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(hidden_layer_sizes=(6,), batch_size=16),
+        dict(hidden_layer_sizes=(7, 4), dropout=0.3, batch_size=20),
+        dict(hidden_layer_sizes=(6,), solver="sgd", learning_rate_init=0.05),
+        dict(hidden_layer_sizes=(5,), solver="sgd", learning_rate="invscaling",
+             learning_rate_init=0.2, dropout=0.2),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("weighted", [False, True])
+def test_partial_fit_through_the_trainer_equals_the_loop(monkeypatch, params, weighted):
+    # Chunks of 40 rows reuse partial_fit's trainer; the last, of 10, makes
+    # a new one.
+    X, y = _blobs()
+    weight = np.random.RandomState(2).uniform(0, 2, len(y)) if weighted else None
+    chunks = [(0, 40), (40, 80), (80, 120), (120, 130)]
+    clf = DNNClassifier(random_state=0, **params)
+    reloads = []
+    real = skdnn._engine.trainer.Trainer.reload
+    monkeypatch.setattr(
+        skdnn._engine.trainer.Trainer,
+        "reload",
+        lambda self, *args, **kwargs: reloads.append(1) or real(self, *args, **kwargs),
+    )
+    trained = _partial_fits(clone(clf), X, y, chunks, weight)
+    assert len(reloads) == 2
+    with monkeypatch.context() as patch:
+        patch.setattr(skdnn._fitting, "_trainer_takes", lambda opt: False)
+        looped = _partial_fits(clone(clf), X, y, chunks, weight)
+    assert len(reloads) == 2
+    _assert_same_model(trained, looped)
+    # A fit, and a pickle, drop the kept trainer; partial_fit continues.
+    assert "_partial_trainer" in vars(trained)
+    assert "_partial_trainer" not in vars(pickle.loads(pickle.dumps(trained)))
+    trained.fit(X, y)
+    assert "_partial_trainer" not in vars(trained)
 
 
 def test_small_fits_keep_numpys_blas_to_one_thread(monkeypatch):

@@ -244,6 +244,28 @@ class Trainer:
             seeds=seeds,
         )
 
+    def reload(self, prepared, *, generator=None):
+        """Train next on new rows, as many per model as before.
+
+        Everything else stays: the workspace, the optimizer and its state,
+        the plan of the masks; ``generator`` replaces a bound model's
+        dropout generator. A partial_fit on chunks of one size trains every
+        chunk so, without the 0.7 ms of a new trainer.
+        """
+        if [len(p.X) for p in prepared] != self.n_rows.tolist():
+            raise ValueError(
+                f"reload takes {self.n_rows.tolist()} rows per model; got "
+                f"{[len(p.X) for p in prepared]}."
+            )
+        # Without sample weights the rows' shares and each step's work depend
+        # on the layout alone: they stay.
+        kept = self.weighted, self.shares_for, self.work_for, self.part_workspaces
+        self._load_data(prepared, self.X_epoch.dtype, self.X_epoch.device)
+        if not (kept[0] or self.weighted):
+            _, self.shares_for, self.work_for, self.part_workspaces = kept
+        if generator is not None:
+            self.dropout.generators = [generator]
+
     def _load_data(self, prepared, dtype, device):
         """Every model's rows, targets and sample weights, one after another.
 
