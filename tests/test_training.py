@@ -5,6 +5,7 @@ batches at once, the optimizer's kernel called directly) exists for speed;
 these tests pin that it changes nothing else.
 """
 
+import copy
 import pickle
 
 import numpy as np
@@ -439,9 +440,14 @@ def test_partial_fit_through_the_trainer_equals_the_loop(monkeypatch, params, we
         looped = _partial_fits(clone(clf), X, y, chunks, weight)
     assert len(reloads) == 2
     _assert_same_model(trained, looped)
-    # A fit, and a pickle, drop the kept trainer; partial_fit continues.
+    # A fit, and a pickle, drop the kept trainer; a deep copy's continues
+    # the copy (torch's deepcopy keeps the views of the copied buffers).
     assert "_partial_trainer" in vars(trained)
     assert "_partial_trainer" not in vars(pickle.loads(pickle.dumps(trained)))
+    copied = copy.deepcopy(trained)
+    for model in (trained, copied):
+        _partial_fits(model, X, y, [(0, 10)], weight)
+    _assert_same_model(trained, copied, rtol=0)
     trained.fit(X, y)
     assert "_partial_trainer" not in vars(trained)
 
