@@ -28,6 +28,7 @@ from ._network import flatten_parameters, is_flattened
 from ._training import (
     Workspace,
     adam_state,
+    block_rows,
     clipped_batch_size,
     evaluate,
     fit_lbfgs,
@@ -103,6 +104,10 @@ def _restore_training_snapshot(flat, optimizer, snapshot):
 
 def fit_lbfgs_model(estimator, X, target, sample_weight):
     """Fit ``estimator.module_`` with scipy's L-BFGS-B on the whole data."""
+    if not is_flattened(getattr(estimator, "_flat", None), estimator.module_):
+        # The engine's objective writes the parameters as one flat buffer.
+        estimator._flat = flatten_parameters(estimator.module_)
+        estimator._optimizer = None
     weights, biases = estimator.module_.layers()
     params = [*weights, *biases]
     dtype, device = weights[0].dtype, estimator.device_
@@ -124,8 +129,11 @@ def fit_lbfgs_model(estimator, X, target, sample_weight):
     threads = n_threads_for(estimator.n_threads, device=device, macs_per_step=macs)
     result = None
     try:
-        with torch_threads(threads):
+        with torch_threads(threads), blas_threads(1):
             result = fit_lbfgs(
+                objective=_full_batch_objective(
+                    estimator, X, target, sample_weight, threads
+                ),
                 weights=weights,
                 biases=biases,
                 X=estimator._rows(X, dtype),
@@ -153,6 +161,37 @@ def fit_lbfgs_model(estimator, X, target, sample_weight):
             for param, copy in zip(params, kept, strict=True):
                 param.copy_(copy)
     _record_lbfgs(estimator, result, losses, diverged)
+
+
+def _full_batch_objective(estimator, X, target, sample_weight, threads):
+    """scipy's objective through the engine's trainer, for dense X; None for
+    sparse X, which :func:`~skdnn._training.fit_lbfgs` then runs through
+    _training.backward.
+
+    The trainer's steps are blocks of rows, bound to the estimator's flat
+    parameter: each evaluation writes the parameters and runs the blocks.
+    Same process, 100 iterations against _training.backward's objective:
+    1,000 x 2 rows 0.63 of its time, 2,000 x 20 0.88, 20,000 x 50 float32
+    1.00 (one thread); 30,000 x 100, (256, 256), 0.98 (two threads).
+    """
+    if scipy.sparse.issparse(X) or estimator.device_.type not in ("cpu", "cuda"):
+        return None
+    module = estimator.module_
+    units = [module.weights[0].shape[0], *(W.shape[1] for W in module.weights)]
+    checked = SimpleNamespace(
+        X=X, target=target, sample_weight=sample_weight, rates=module.dropout,
+        torch_seed=0,  # no dropout: nothing is drawn
+    )  # fmt: skip
+    flat = estimator._flat
+    # Blocks of equal size: the last block's padding is computed too.
+    n_blocks = -(-len(X) // block_rows(units))
+    trainer = Trainer(
+        [stacked_model(estimator)], [checked],
+        batch_sizes=[-(-len(X) // n_blocks)],
+        numpy_products=uses_numpy_products(estimator.device_, threads),
+        bound=(flat.detach(), flat.grad, None, None),
+    )  # fmt: skip
+    return trainer.full_batch_objective()
 
 
 def _record_lbfgs(estimator, result, losses, diverged):

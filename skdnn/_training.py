@@ -789,24 +789,29 @@ def fit_lbfgs(
     max_fun,
     tol,
     callback=None,
+    objective=None,
 ):
     """Minimise the full-batch loss with scipy's L-BFGS-B, gradients from torch.
 
     The parameters are updated in place. ``callback(loss)`` is called after
-    each iteration.
+    each iteration. ``objective``, scipy's ``loss_and_grad(theta)`` over
+    these parameters (flat, weights first, float64), defaults to
+    :func:`backward` over blocks of rows of ``X``.
 
     Returns
     -------
     scipy.optimize.OptimizeResult
     """
     params = list(weights) + list(biases)
-    loss_and_grad, unpack = _lbfgs_objective(
-        weights, biases, X, target, sample_weight,
-        activation=activation, alpha=alpha, loss=loss,
-    )  # fmt: skip
+    unpack = _unpacker(params)
+    if objective is None:
+        objective = _lbfgs_objective(
+            weights, biases, X, target, sample_weight, unpack,
+            activation=activation, alpha=alpha, loss=loss,
+        )  # fmt: skip
     theta0 = torch.cat([p.detach().reshape(-1) for p in params]).cpu().numpy()
     result = scipy.optimize.minimize(
-        loss_and_grad,
+        objective,
         theta0.astype(np.float64),
         method="L-BFGS-B",
         jac=True,
@@ -817,14 +822,31 @@ def fit_lbfgs(
     return result
 
 
-def _lbfgs_objective(
-    weights, biases, X, target, sample_weight, *, activation, alpha, loss
-):
-    """scipy's objective, ``loss_and_grad(theta)``, and ``unpack(theta)``.
+def _unpacker(params):
+    """``unpack(theta)``: copy every parameter's values from the flat float64
+    ``theta``, in order."""
 
-    ``theta`` is every parameter, flat, in float64; ``unpack`` copies it
+    def unpack(theta):
+        flat = torch.from_numpy(theta).to(
+            dtype=params[0].dtype, device=params[0].device
+        )
+        offset = 0
+        with torch.no_grad():
+            for p in params:
+                p.copy_(flat[offset : offset + p.numel()].view_as(p))
+                offset += p.numel()
+
+    return unpack
+
+
+def _lbfgs_objective(
+    weights, biases, X, target, sample_weight, unpack, *, activation, alpha, loss
+):
+    """scipy's objective, ``loss_and_grad(theta)``, by :func:`backward`.
+
+    ``theta`` is every parameter, flat, in float64, which ``unpack`` copies
     into the parameters; ``loss_and_grad`` returns the full-batch loss and
-    its gradient at ``theta``.
+    its gradient at ``theta``, from blocks of rows.
     """
     params = list(weights) + list(biases)
     X_device = params[0].device
@@ -833,14 +855,6 @@ def _lbfgs_objective(
     step = block_rows(units)
     weight_sum = n_samples if sample_weight is None else sample_weight.sum().item()
     workspace = Workspace(weights, min(step, n_samples), [False] * (len(weights) - 1))
-
-    def unpack(theta):
-        flat = torch.from_numpy(theta).to(dtype=params[0].dtype, device=X_device)
-        offset = 0
-        with torch.no_grad():
-            for p in params:
-                p.copy_(flat[offset : offset + p.numel()].view_as(p))
-                offset += p.numel()
 
     def loss_and_grad(theta):
         unpack(theta)
@@ -879,7 +893,7 @@ def _lbfgs_objective(
         grad = torch.cat([g.reshape(-1) for g in gradient])
         return total.item(), grad.cpu().numpy().astype(np.float64)
 
-    return loss_and_grad, unpack
+    return loss_and_grad
 
 
 def _per_iteration(callback):

@@ -452,6 +452,42 @@ def test_partial_fit_through_the_trainer_equals_the_loop(monkeypatch, params, we
     assert "_partial_trainer" not in vars(trained)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("blocks", [1, 3])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(hidden_layer_sizes=(6,)),
+        dict(hidden_layer_sizes=(7, 4), alpha=0.1, activation="tanh"),
+        dict(hidden_layer_sizes=(5,), activation="logistic", n_threads=2),
+    ],
+)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lbfgs_through_the_engine_equals_backward(
+    monkeypatch, params, blocks, weighted
+):
+    # The engine's objective runs blocks of rows as the trainer's steps;
+    # _training.backward's, blocks of its own.
+    X, y = _blobs()
+    if blocks > 1:
+        monkeypatch.setattr(skdnn._training, "_BLOCK_VALUES", 7 * 60)
+    weight = np.random.RandomState(3).uniform(0, 2, len(y)) if weighted else None
+    clf = DNNClassifier(solver="lbfgs", max_iter=30, random_state=0, **params)
+    steps = []
+    real = skdnn._engine.trainer._step
+    monkeypatch.setattr(
+        skdnn._engine.trainer,
+        "_step",
+        lambda ws, views, *, loss: steps.append(1) or real(ws, views, loss=loss),
+    )
+    engine = clone(clf).fit(X, y, sample_weight=weight)
+    assert len(steps) >= blocks * engine.n_iter_
+    with monkeypatch.context() as patch:
+        patch.setattr(skdnn._fitting, "_full_batch_objective", lambda *args: None)
+        looped = clone(clf).fit(X, y, sample_weight=weight)
+    _assert_same_model(engine, looped, rtol=1e-7)
+
+
 def test_small_fits_keep_numpys_blas_to_one_thread(monkeypatch):
     # The batched trainer multiplies through numpy when torch runs on one
     # thread; numpy's BLAS must not start threads of its own then.

@@ -376,6 +376,52 @@ class Trainer:
             self.part_workspaces[first, last] = self.ws.models(rows)
         return self.part_workspaces[first, last], _models(self.steps[s], rows)
 
+    def full_batch_objective(self):
+        """L-BFGS's objective for a trainer of one model: ``loss_and_grad``.
+
+        ``loss_and_grad(theta)`` sets the model's parameters to ``theta``
+        (flat, weights first, float64) and returns the loss on all its rows,
+        penalty included, and its gradient (float64 ndarray). The rows are
+        the layout's steps in their order, a block of the trainer's batch
+        size each; each row's share is its weight over the whole data's and
+        each step takes an equal part of the penalty, so that the steps'
+        gradients add up to the whole batch's.
+        """
+        ws, layout = self.ws, self.layout
+        rows = epoch_rows(
+            [np.arange(int(self.n_rows[0]))], layout, out=self.rows,
+            offsets=self.row_offsets,
+        )  # fmt: skip
+        _take_rows(
+            rows.reshape(-1),
+            ((self.X_all, self.X_epoch), (self.target_all, self.t_epoch)),
+        )
+        weight = np.where(layout[1], self.weight_all[rows], 0.0)
+        total, n_steps = weight.sum(), weight.shape[0]
+        self.share.copy_(torch.from_numpy(weight / total).unsqueeze(3))
+        self.loss_share.copy_(self.share)
+        coef = float(self.alpha.reshape(-1)[0]) / total / n_steps
+        self.coef.fill_(coef)
+        self.loss_coef.fill_(0.5 * coef)
+        gradient = torch.zeros_like(ws.grad)
+
+        def loss_and_grad(theta):
+            with torch.no_grad():
+                ws.flat.copy_(torch.from_numpy(theta).view(1, -1))
+                gradient.zero_()
+                with np.errstate(over="ignore", invalid="ignore"):
+                    for views in self.steps:
+                        _step(ws, views, loss=self.loss)
+                        gradient.add_(ws.grad)
+                value = _epoch_losses(
+                    logits=self.logits, target=self.t_epoch,
+                    loss_share=self.loss_share, squared_norms=self.squared_norms,
+                    loss_coef=self.loss_coef, loss=self.loss,
+                )  # fmt: skip
+            return float(value[0]), gradient.view(-1).cpu().numpy().astype(np.float64)
+
+        return loss_and_grad
+
     def run_single_epoch(self, order):
         """One epoch of a trainer of one model (``fit``'s); its loss, a float.
 
