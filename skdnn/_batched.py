@@ -25,6 +25,7 @@ from ._training import (
     load_adam_state,
     make_optimizer,
     max_iter_message,
+    uses_nesterov,
 )
 
 
@@ -226,7 +227,7 @@ def stacked_model(estimator):
         epsilon=estimator.epsilon,
         solver=estimator.solver,
         momentum=estimator.momentum,
-        nesterov=bool(estimator.nesterovs_momentum and estimator.momentum > 0),
+        nesterov=uses_nesterov(estimator.nesterovs_momentum, estimator.momentum),
     )
 
 

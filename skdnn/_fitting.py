@@ -34,7 +34,7 @@ from ._training import (
     fit_lbfgs,
     is_plain_fused_adam,
     is_plain_sgd,
-    load_adam_state,
+    lbfgs_objective,
     max_iter_message,
     run_epoch,
     sgd_momentum_buffer,
@@ -130,18 +130,23 @@ def fit_lbfgs_model(estimator, X, target, sample_weight):
     result = None
     try:
         with torch_threads(threads), blas_threads(1):
+            objective = _full_batch_objective(
+                estimator, X, target, sample_weight, threads
+            )
+            if objective is None:
+                objective = lbfgs_objective(
+                    weights,
+                    biases,
+                    estimator._rows(X, dtype),
+                    estimator._target_tensor(target, dtype),
+                    estimator._weight_tensor(sample_weight, dtype),
+                    activation=estimator.activation,
+                    alpha=estimator.alpha,
+                    loss=estimator._loss,
+                )
             result = fit_lbfgs(
-                objective=_full_batch_objective(
-                    estimator, X, target, sample_weight, threads
-                ),
-                weights=weights,
-                biases=biases,
-                X=estimator._rows(X, dtype),
-                target=estimator._target_tensor(target, dtype),
-                sample_weight=estimator._weight_tensor(sample_weight, dtype),
-                activation=estimator.activation,
-                alpha=estimator.alpha,
-                loss=estimator._loss,
+                params,
+                objective,
                 max_iter=estimator.max_iter,
                 max_fun=estimator.max_fun,
                 tol=estimator.tol,
@@ -165,8 +170,8 @@ def fit_lbfgs_model(estimator, X, target, sample_weight):
 
 def _full_batch_objective(estimator, X, target, sample_weight, threads):
     """scipy's objective through the engine's trainer, for dense X; None for
-    sparse X, which :func:`~skdnn._training.fit_lbfgs` then runs through
-    _training.backward.
+    sparse X, which then takes :func:`~skdnn._training.lbfgs_objective`'s,
+    through _training.backward.
 
     The trainer's steps are blocks of rows, bound to the estimator's flat
     parameter: each evaluation writes the parameters and runs the blocks.
@@ -447,10 +452,9 @@ def _trainer_epoch(estimator, X, target, sample_weight, *, batch_size, threads,
     else:
         if estimator.solver == "sgd":
             state = sgd_momentum_buffer(optimizer)
-        elif incremental:
-            state = adam_state(optimizer)
         else:
-            state = load_adam_state(optimizer)
+            # A fit's optimizer is new: zero moments; partial_fit's as it is.
+            state = adam_state(optimizer)
         bound = (estimator._flat.detach(), estimator._flat.grad, state, generator)
         trainer = Trainer(
             [stacked_model(estimator)], [checked], batch_sizes=[batch_size],

@@ -175,6 +175,12 @@ def max_iter_message(max_iter):
     )
 
 
+def uses_nesterov(nesterovs_momentum, momentum):
+    """Whether SGD takes Nesterov's momentum: asked for, and a momentum at all
+    (torch's SGD refuses Nesterov without one)."""
+    return bool(nesterovs_momentum and momentum > 0)
+
+
 def make_optimizer(
     params,
     *,
@@ -193,7 +199,7 @@ def make_optimizer(
     else:
         make = torch.optim.SGD
         settings = dict(
-            momentum=momentum, nesterov=bool(nesterovs_momentum and momentum > 0)
+            momentum=momentum, nesterov=uses_nesterov(nesterovs_momentum, momentum)
         )
     try:
         return make(params, lr=learning_rate_init, fused=True, **settings)
@@ -775,40 +781,18 @@ def evaluate(weights, biases, X, target, sample_weight, *, activation, loss):
         )
 
 
-def fit_lbfgs(
-    *,
-    weights,
-    biases,
-    X,
-    target,
-    sample_weight,
-    activation,
-    alpha,
-    loss,
-    max_iter,
-    max_fun,
-    tol,
-    callback=None,
-    objective=None,
-):
-    """Minimise the full-batch loss with scipy's L-BFGS-B, gradients from torch.
+def fit_lbfgs(params, objective, *, max_iter, max_fun, tol, callback=None):
+    """Minimise ``objective`` with scipy's L-BFGS-B, starting from ``params``.
 
-    The parameters are updated in place. ``callback(loss)`` is called after
-    each iteration. ``objective``, scipy's ``loss_and_grad(theta)`` over
-    these parameters (flat, weights first, float64), defaults to
-    :func:`backward` over blocks of rows of ``X``.
+    ``objective`` is scipy's ``loss_and_grad(theta)`` over these parameters
+    (flat, weights first, float64): the engine's full-batch objective, or
+    :func:`lbfgs_objective`'s. The parameters are updated in place.
+    ``callback(loss)`` is called after each iteration.
 
     Returns
     -------
     scipy.optimize.OptimizeResult
     """
-    params = list(weights) + list(biases)
-    unpack = _unpacker(params)
-    if objective is None:
-        objective = _lbfgs_objective(
-            weights, biases, X, target, sample_weight, unpack,
-            activation=activation, alpha=alpha, loss=loss,
-        )  # fmt: skip
     theta0 = torch.cat([p.detach().reshape(-1) for p in params]).cpu().numpy()
     result = scipy.optimize.minimize(
         objective,
@@ -818,7 +802,7 @@ def fit_lbfgs(
         callback=None if callback is None else _per_iteration(callback),
         options={"maxfun": max_fun, "maxiter": max_iter, "gtol": tol},
     )
-    unpack(result.x)
+    _unpacker(params)(result.x)
     return result
 
 
@@ -839,16 +823,17 @@ def _unpacker(params):
     return unpack
 
 
-def _lbfgs_objective(
-    weights, biases, X, target, sample_weight, unpack, *, activation, alpha, loss
+def lbfgs_objective(
+    weights, biases, X, target, sample_weight, *, activation, alpha, loss
 ):
     """scipy's objective, ``loss_and_grad(theta)``, by :func:`backward`.
 
-    ``theta`` is every parameter, flat, in float64, which ``unpack`` copies
-    into the parameters; ``loss_and_grad`` returns the full-batch loss and
-    its gradient at ``theta``, from blocks of rows.
+    ``theta`` is every parameter, flat, in float64, which it copies into
+    the parameters; it returns the full-batch loss and its gradient at
+    ``theta``, from blocks of rows.
     """
     params = list(weights) + list(biases)
+    unpack = _unpacker(params)
     X_device = params[0].device
     n_samples = len(X)
     units = [weights[0].shape[0]] + [W.shape[1] for W in weights]
