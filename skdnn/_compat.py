@@ -54,7 +54,7 @@ _TANH_BACKWARD = _aten("tanh_backward", "grad_input")
 # the aten overload skips.
 _LOG_SOFTMAX_OUT = _aten("_log_softmax", "out")
 # The kernel that Adam(fused=True).step ends in, called directly (see
-# skdnn._training.make_step).
+# skdnn._engine.optim.fused_adam_kernel).
 _FUSED_ADAM = getattr(torch, "_fused_adam_", None)
 
 

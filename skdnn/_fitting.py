@@ -23,22 +23,18 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._batched import new_optimizer, stacked_model
 from ._device import blas_threads, n_threads_for, torch_threads
+from ._engine.masks import mask_blocks
 from ._engine.trainer import Trainer, uses_numpy_products
+from ._engine.windows import WindowedTrainer
 from ._network import flatten_parameters, is_flattened
 from ._training import (
-    Workspace,
     adam_state,
     block_rows,
     clipped_batch_size,
     evaluate,
     fit_lbfgs,
-    is_plain_fused_adam,
-    is_plain_sgd,
-    lbfgs_objective,
     max_iter_message,
-    run_epoch,
     sgd_momentum_buffer,
-    to_device,
 )
 
 # Below this learning rate, 'adaptive' SGD stops instead of dividing it again.
@@ -48,6 +44,10 @@ _MIN_ADAPTIVE_LEARNING_RATE = 1e-6
 # quarter of that again for their random bits) for a fit through the
 # batched trainer.
 _TRAINER_MASK_VALUES = 2**24
+
+# At most this many values of sparse X densified at once, in a window of a
+# fit's epoch (32 MiB in float64), but at least a batch.
+_DENSE_WINDOW_VALUES = 2**22
 
 
 def _all_finite(tensors):
@@ -110,7 +110,7 @@ def fit_lbfgs_model(estimator, X, target, sample_weight):
         estimator._optimizer = None
     weights, biases = estimator.module_.layers()
     params = [*weights, *biases]
-    dtype, device = weights[0].dtype, estimator.device_
+    device = estimator.device_
     losses = []
     # The last iterate, to go back to if the loss turns non-finite or the
     # fit is interrupted: a copy per iteration, little next to the
@@ -133,17 +133,6 @@ def fit_lbfgs_model(estimator, X, target, sample_weight):
             objective = _full_batch_objective(
                 estimator, X, target, sample_weight, threads
             )
-            if objective is None:
-                objective = lbfgs_objective(
-                    weights,
-                    biases,
-                    estimator._rows(X, dtype),
-                    estimator._target_tensor(target, dtype),
-                    estimator._weight_tensor(sample_weight, dtype),
-                    activation=estimator.activation,
-                    alpha=estimator.alpha,
-                    loss=estimator._loss,
-                )
             result = fit_lbfgs(
                 params,
                 objective,
@@ -169,18 +158,15 @@ def fit_lbfgs_model(estimator, X, target, sample_weight):
 
 
 def _full_batch_objective(estimator, X, target, sample_weight, threads):
-    """scipy's objective through the engine's trainer, for dense X; None for
-    sparse X, which then takes :func:`~skdnn._training.lbfgs_objective`'s,
-    through _training.backward.
+    """scipy's objective through the engine's trainer.
 
     The trainer's steps are blocks of rows, bound to the estimator's flat
     parameter: each evaluation writes the parameters and runs the blocks.
-    Same process, 100 iterations against _training.backward's objective:
-    1,000 x 2 rows 0.63 of its time, 2,000 x 20 0.88, 20,000 x 50 float32
-    1.00 (one thread); 30,000 x 100, (256, 256), 0.98 (two threads).
+    Same process, 100 iterations against the former hand-written backward's
+    objective: 1,000 x 2 rows 0.63 of its time, 2,000 x 20 0.88, 20,000 x 50
+    float32 1.00 (one thread); 30,000 x 100, (256, 256), 0.98 (two threads).
+    Sparse X is densified a block at a time, each block a window of its own.
     """
-    if scipy.sparse.issparse(X) or estimator.device_.type not in ("cpu", "cuda"):
-        return None
     module = estimator.module_
     units = [module.weights[0].shape[0], *(W.shape[1] for W in module.weights)]
     checked = SimpleNamespace(
@@ -188,14 +174,23 @@ def _full_batch_objective(estimator, X, target, sample_weight, threads):
         torch_seed=0,  # no dropout: nothing is drawn
     )  # fmt: skip
     flat = estimator._flat
+    bound = (flat.detach(), flat.grad, None, None)
+    numpy_products = uses_numpy_products(estimator.device_, threads)
+    model = stacked_model(estimator)
     # Blocks of equal size: the last block's padding is computed too.
-    n_blocks = -(-len(X) // block_rows(units))
-    trainer = Trainer(
-        [stacked_model(estimator)], [checked],
-        batch_sizes=[-(-len(X) // n_blocks)],
-        numpy_products=uses_numpy_products(estimator.device_, threads),
-        bound=(flat.detach(), flat.grad, None, None),
-    )  # fmt: skip
+    n_samples = X.shape[0]
+    n_blocks = -(-n_samples // block_rows(units))
+    block = -(-n_samples // n_blocks)
+    if scipy.sparse.issparse(X):
+        trainer = WindowedTrainer(
+            model, checked, batch_size=block, window_rows=block,
+            numpy_products=numpy_products, bound=bound,
+        )  # fmt: skip
+    else:
+        trainer = Trainer(
+            [model], [checked], batch_sizes=[block],
+            numpy_products=numpy_products, bound=bound,
+        )  # fmt: skip
     return trainer.full_batch_objective()
 
 
@@ -383,82 +378,40 @@ def epoch_runner(
 ):  # fmt: skip
     """The function that trains one epoch: ``epoch(order)``, its loss.
 
-    ``order`` is the permutation of the rows (an ndarray) or None. Fits
-    with Adam or SGD on dense data train through the batched trainer, as a
-    batch of one bound to this model's parameters, optimizer state and
-    dropout generator: the same draws and steps (equal up to rounding).
-    Small networks multiply through numpy there, with fewer operations per
-    step than the loop of _training.run_epoch (W1 0.16 s against 0.26 s, W2
-    0.36 against 0.45; with SGD, 0.47 and 0.68 of the loop's time); larger
-    ones, whose products run on several threads, through torch (W3 0.95 of
-    the loop's time). partial_fit trains so too, each call on as many rows
-    as the last reusing its trainer (chunks of 50 rows 0.997 of the loop's
-    time, of 2,000 0.89). Sparse input, masks past _TRAINER_MASK_VALUES and
-    optimizers the trainer does not take over train with that loop.
+    ``order`` is the permutation of the rows (an ndarray) or None. Every
+    fit with Adam or SGD trains through the engine's trainer, as a batch of
+    one bound to this model's parameters, optimizer state and dropout
+    generator: the steps and draws of the batched searches' fits. Small
+    networks multiply through numpy there (see
+    :func:`~skdnn._engine.trainer.uses_numpy_products`). Sparse input and
+    dropout masks past ``_TRAINER_MASK_VALUES`` train a window of rows at a
+    time (:class:`~skdnn._engine.windows.WindowedTrainer`). partial_fit
+    keeps its trainer (``_partial_trainer``) for the next call on as many
+    rows: a new one costs 0.7 ms, a third more than a whole partial_fit of
+    50 rows.
     """
     # A trainer kept by the last partial_fit serves this one alone.
     kept = estimator.__dict__.pop("_partial_trainer", None)
-    weights, biases = estimator.module_.layers()
-    # The trainer holds a whole epoch's dropout masks; the loop draws
-    # them in blocks of 2**20 values, and takes the fits whose masks
-    # would need more than _TRAINER_MASK_VALUES.
-    mask_values = X.shape[0] * sum(
-        b.shape[0]
-        for b, p in zip(biases[:-1], estimator.module_.dropout, strict=True)
-        if p
-    )
-    if (
-        not scipy.sparse.issparse(X)
-        and _trainer_takes(estimator._optimizer)
-        # Where torch's fused Adam kernel, whose state the trainer takes
-        # over, runs.
-        and estimator.device_.type in ("cpu", "cuda")
-        and mask_values <= _TRAINER_MASK_VALUES
-    ):
-        return _trainer_epoch(
-            estimator, X, target, sample_weight, batch_size=batch_size,
-            threads=threads, generator=generator, incremental=incremental,
-            kept=kept,
-        )  # fmt: skip
-    return _loop_epoch(
-        estimator, X, target, sample_weight, batch_size=batch_size,
-        generator=generator, dtype=dtype,
-    )  # fmt: skip
-
-
-def _trainer_epoch(estimator, X, target, sample_weight, *, batch_size, threads,
-                   generator, incremental, kept):  # fmt: skip
-    """An epoch of the engine's trainer, bound to the estimator's model.
-
-    partial_fit keeps its trainer (``_partial_trainer``) for the next call
-    on as many rows, given as ``kept``: a new one costs 0.7 ms, a third more
-    than the loop's whole partial_fit of 50 rows.
-    """
     checked = SimpleNamespace(
         X=X, target=target, sample_weight=sample_weight,
         rates=estimator.module_.dropout,
     )  # fmt: skip
     optimizer = estimator._optimizer
     numpy_products = uses_numpy_products(estimator.device_, threads)
+    window = _window_rows(estimator, X, batch_size)
     # What the kept trainer was made for: the same optimizer (and so its
     # state's tensors), the same parameter buffer, layout and products.
     key = (
-        optimizer, estimator._flat, len(X), batch_size, checked.rates,
+        optimizer, estimator._flat, window or len(X), batch_size, checked.rates,
         sample_weight is None, numpy_products, X.dtype, estimator.solver,
     )  # fmt: skip
     if incremental and kept is not None and _same_key(kept[0], key):
         trainer = kept[1]
         trainer.reload([checked], generator=generator)
     else:
-        if estimator.solver == "sgd":
-            state = sgd_momentum_buffer(optimizer)
-        else:
-            # A fit's optimizer is new: zero moments; partial_fit's as it is.
-            state = adam_state(optimizer)
-        bound = (estimator._flat.detach(), estimator._flat.grad, state, generator)
-        trainer = Trainer(
-            [stacked_model(estimator)], [checked], batch_sizes=[batch_size],
-            numpy_products=numpy_products, bound=bound,
+        trainer = _bound_trainer(
+            estimator, checked, batch_size=batch_size, window=window,
+            numpy_products=numpy_products, generator=generator,
         )  # fmt: skip
     if incremental:
         estimator._partial_trainer = (key, trainer)
@@ -468,43 +421,59 @@ def _trainer_epoch(estimator, X, target, sample_weight, *, batch_size, threads,
     def sgd_epoch(order):
         # The schedules change the torch optimizer's rate between epochs,
         # and scale its momentum buffer, which the trainer shares.
-        trainer.optimizer.learning_rates.fill_(optimizer.param_groups[0]["lr"])
+        trainer.set_learning_rate(optimizer.param_groups[0]["lr"])
         return trainer.run_single_epoch(order)
 
     return sgd_epoch
 
 
-def _loop_epoch(estimator, X, target, sample_weight, *, batch_size, generator,
-                dtype):  # fmt: skip
-    """An epoch of _training.run_epoch's loop over the estimator's model."""
-    weights, biases = estimator.module_.layers()
-    n_weights = sum(W.numel() for W in weights)
-    flat = estimator._flat
-    settings = dict(
-        weights=weights,
-        biases=biases,
-        optimizer=estimator._optimizer,
-        X=estimator._rows(X, dtype),
-        target=estimator._target_tensor(target, dtype),
-        sample_weight=estimator._weight_tensor(sample_weight, dtype),
-        batch_size=batch_size,
-        activation=estimator.activation,
-        dropout=estimator.module_.dropout,
-        generator=generator,
-        alpha=estimator.alpha,
-        loss=estimator._loss,
-        flat_weights=(flat.detach()[:n_weights], flat.grad[:n_weights]),
-        workspace=Workspace(
-            weights, batch_size, [p > 0 for p in estimator.module_.dropout]
-        ),
-    )
+def _bound_trainer(estimator, checked, *, batch_size, window, numpy_products,
+                   generator):  # fmt: skip
+    """A trainer of the estimator's own parameters, optimizer state and
+    dropout generator: the whole epoch's, or ``window`` rows at a time."""
+    optimizer = estimator._optimizer
+    if estimator.solver == "sgd":
+        state = sgd_momentum_buffer(optimizer)
+    else:
+        # A fit's optimizer is new: zero moments; partial_fit's as it is.
+        state = adam_state(optimizer)
+    bound = (estimator._flat.detach(), estimator._flat.grad, state, generator)
+    model = stacked_model(estimator)
+    if window is not None:
+        return WindowedTrainer(
+            model, checked, batch_size=batch_size, window_rows=window,
+            numpy_products=numpy_products, bound=bound,
+        )  # fmt: skip
+    return Trainer(
+        [model], [checked], batch_sizes=[batch_size],
+        numpy_products=numpy_products, bound=bound,
+    )  # fmt: skip
 
-    def epoch(order):
-        if order is not None:
-            order = to_device(order, estimator.device_)
-        return run_epoch(order=order, **settings).item()
 
-    return epoch
+def _window_rows(estimator, X, batch_size):
+    """Rows per window of an epoch that one trainer's grid cannot hold; None
+    where it can.
+
+    A trainer holds a whole epoch's dropout masks: past
+    ``_TRAINER_MASK_VALUES`` of them, windows of one block of
+    :func:`~skdnn._engine.masks.mask_blocks` each, whose masks are the whole
+    epoch's trainer's. Sparse X is densified a window at a time: blocks of
+    masks too, at most ``_DENSE_WINDOW_VALUES`` values of X each (at least
+    a batch).
+    """
+    rates = estimator.module_.dropout
+    widths = [b.shape[0] for b in estimator.module_.biases[:-1]]
+    n_samples = X.shape[0]
+    mask_values = n_samples * sum(w for w, p in zip(widths, rates, strict=True) if p)
+    sparse = scipy.sparse.issparse(X)
+    if not sparse and mask_values <= _TRAINER_MASK_VALUES:
+        return None
+    window = mask_blocks(n_samples, batch_size, widths, rates)[0][1]
+    if sparse:
+        most = max(1, _DENSE_WINDOW_VALUES // (batch_size * X.shape[1])) * batch_size
+        window = min(window, most)
+    # A window of rows in mask_blocks' blocks is whole batches, or all rows.
+    return -(-window // batch_size) * batch_size
 
 
 def _same_key(a, b):
@@ -513,11 +482,6 @@ def _same_key(a, b):
         x is y if isinstance(x, torch.Tensor | torch.optim.Optimizer) else x == y
         for x, y in zip(a, b, strict=True)
     )
-
-
-def _trainer_takes(optimizer):
-    """Whether the trainer can take over this optimizer's steps and state."""
-    return is_plain_fused_adam(optimizer) or is_plain_sgd(optimizer)
 
 
 def _undo_divergence(estimator, loss, kept, lowest):

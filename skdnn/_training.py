@@ -1,31 +1,25 @@
-"""The training loop and inference, as plain functions of tensors.
+"""What training needs around the engine, and inference, as plain functions.
 
-Nothing here reads or writes estimator state: the estimator passes in the
-parameters, data and settings, and keeps what comes back.
+The data on the device, the loss skdnn minimises (:func:`batch_loss`, its
+definition: the engine computes its gradient), the estimator's own torch
+optimizer and its state, validation scores, scipy's L-BFGS driver, and
+prediction in blocks of rows. Nothing here reads or writes estimator state:
+the estimator passes in the parameters, data and settings, and keeps what
+comes back.
 """
 
 # Authors: The skdnn developers
 # SPDX-License-Identifier: BSD-3-Clause
 
 import warnings
-from itertools import repeat
 
 import numpy as np
 import scipy.optimize
 import scipy.sparse
 import torch
 
-from ._compat import (
-    fused_adam,
-    has_fused_adam,
-    sigmoid_backward,
-    tanh_backward,
-    threshold_backward,
-)
 from ._network import (
-    ACTIVATIONS_INPLACE,
     ACTIVATIONS_NUMPY_INPLACE,
-    dropout_masks,
     forward,
 )
 
@@ -61,9 +55,6 @@ class SparseRows:
     def __getitem__(self, rows):
         return to_device(self.X[rows].toarray(), self.device, self.dtype)
 
-    def take(self, order):
-        return SparseRows(self.X[order.cpu().numpy()], self.device, self.dtype)
-
 
 def to_device(array, device, dtype=None):
     """An ndarray as a tensor of ``dtype`` on ``device``."""
@@ -88,16 +79,6 @@ def as_rows(X, device, dtype):
     if scipy.sparse.issparse(X):
         return SparseRows(X, device, dtype)
     return to_device(X, device, dtype)
-
-
-def take_rows(X, order, out=None):
-    """Rows ``order`` of ``X`` (a Tensor or SparseRows), in that order.
-
-    A dense result is written to ``out`` when given.
-    """
-    if isinstance(X, SparseRows):
-        return X.take(order)
-    return torch.index_select(X, 0, order, out=out)
 
 
 def block_rows(layer_units):
@@ -135,7 +116,7 @@ def batch_loss(logits, target, sample_weight, *, loss, weights, alpha):
         scale = 1.0 / logits.shape[0]
         value = per_sample.mean()
     else:
-        # Zero total weight: the batch contributes nothing (see backward).
+        # Zero total weight: the batch contributes nothing, as in training.
         scale = sample_weight.sum().reciprocal().nan_to_num(posinf=0.0)
         value = (per_sample * sample_weight).sum() * scale
     if alpha:
@@ -208,45 +189,6 @@ def make_optimizer(
         return make(params, lr=learning_rate_init, **settings)
 
 
-def is_plain_fused_adam(optimizer):
-    """Whether ``optimizer`` is the Adam skdnn makes: fused, over one parameter.
-
-    Without weight decay, AMSGrad or any other option, so that one call of
-    torch's fused kernel is its whole step.
-    """
-    group = optimizer.param_groups[0]
-    return bool(
-        type(optimizer) is torch.optim.Adam
-        and has_fused_adam()
-        and len(optimizer.param_groups) == 1
-        and len(group["params"]) == 1
-        and group.get("fused")
-        and not group.get("amsgrad")
-        and not group.get("maximize")
-        and not group.get("differentiable")
-        and not group.get("capturable")
-        and not group.get("decoupled_weight_decay")
-        and group.get("weight_decay") == 0
-        and not isinstance(group.get("lr"), torch.Tensor)
-    )
-
-
-def is_plain_sgd(optimizer):
-    """Whether ``optimizer`` is the SGD skdnn makes: over one parameter,
-    without weight decay, dampening or any other option."""
-    group = optimizer.param_groups[0]
-    return bool(
-        type(optimizer) is torch.optim.SGD
-        and len(optimizer.param_groups) == 1
-        and len(group["params"]) == 1
-        and group.get("weight_decay") == 0
-        and group.get("dampening") == 0
-        and not group.get("maximize")
-        and not group.get("differentiable")
-        and not isinstance(group.get("lr"), torch.Tensor)
-    )
-
-
 def sgd_momentum_buffer(optimizer):
     """A one-parameter SGD's momentum buffer, made (zero) if it has none yet.
 
@@ -297,460 +239,6 @@ def adam_state(optimizer):
     if {"exp_avg", "exp_avg_sq", "step"} <= state.keys():
         return state["exp_avg"], state["exp_avg_sq"], state["step"]
     return load_adam_state(optimizer)
-
-
-def fused_adam_kernel(tensors, lr, beta_1, beta_2, eps):
-    """Call torch's fused Adam kernel, as ``Adam(fused=True).step`` ends in.
-
-    ``tensors`` are the kernel's lists: parameters, gradients, first and
-    second moments, (no AMSGrad maxima) and step counts, already advanced.
-    No weight decay, AMSGrad or maximization: skdnn's Adam has none.
-    """
-    fused_adam(
-        *tensors,
-        lr=lr,
-        beta1=beta_1,
-        beta2=beta_2,
-        weight_decay=0.0,
-        eps=eps,
-        amsgrad=False,
-        maximize=False,
-    )
-
-
-def make_step(optimizer):
-    """``optimizer.step`` as a function of no arguments, at less cost per call.
-
-    ``Optimizer.step`` spends about 25 microseconds of Python per call (hooks,
-    grouping tensors by device and dtype), as long as a small network's whole
-    update. For the optimizer skdnn builds for training, fused Adam over one
-    flat parameter without weight decay or AMSGrad, the function returned
-    calls the kernel that ``step`` ends in, ``torch._fused_adam_``, on the
-    optimizer's own state: the optimizer, its ``state_dict`` and pickling stay
-    torch's, and the tests check that both give bit-identical parameters.
-    Any other optimizer gets ``optimizer.step`` itself.
-    """
-    if not is_plain_fused_adam(optimizer):
-        return optimizer.step
-    group = optimizer.param_groups[0]
-    (param,) = group["params"]
-    tensors = None
-
-    def step():
-        nonlocal tensors
-        if tensors is None:
-            state = optimizer.state.get(param)
-            if not state:
-                # The first step creates the state, as torch lays it out.
-                optimizer.step()
-                return
-            tensors = (
-                [param],
-                [param.grad],
-                [state["exp_avg"]],
-                [state["exp_avg_sq"]],
-                [],
-                [state["step"]],
-            )
-        beta1, beta2 = group["betas"]
-        # What torch.optim.adam._fused_adam does for one tensor on one device.
-        tensors[5][0].add_(1)
-        fused_adam_kernel(tensors, group["lr"], beta1, beta2, group["eps"])
-
-    return step
-
-
-class Workspace:
-    """Activation and gradient buffers that every training step reuses.
-
-    A new activation matrix per step costs more than the arithmetic on it
-    once it is larger than the C library's mmap threshold (128 KiB by
-    default): each one is mapped afresh and page-faulted in, which made a
-    (256, 256) network's step half again as slow. Batches of up to
-    ``batch_size`` rows write into these buffers instead; the epoch's
-    shuffled copy of the data is kept too.
-
-    Parameters
-    ----------
-    weights : sequence of Tensor
-        The network's weight matrices, for the widths, dtype and device.
-    batch_size : int
-        The largest batch.
-    dropout : sequence of bool
-        Whether each hidden layer has dropout (and needs a masked copy).
-    """
-
-    def __init__(self, weights, batch_size, dropout):
-        dtype, device = weights[0].dtype, weights[0].device
-
-        def empty(width):
-            return torch.empty((batch_size, width), dtype=dtype, device=device)
-
-        widths = [W.shape[1] for W in weights[:-1]]
-        full = (
-            [empty(w) for w in widths],
-            [empty(w) if p else None for w, p in zip(widths, dropout, strict=True)],
-            [empty(w) for w in widths],
-        )
-        self._full = full
-        self._views = {batch_size: full}
-        self._shuffled = None
-        self._masks = None
-        self._dtype, self._device = dtype, device
-
-    def rows(self, n_samples):
-        """Buffers for a batch: activations, masked activations, gradients."""
-        views = self._views.get(n_samples)
-        if views is None:
-            views = tuple(
-                [None if b is None else b[:n_samples] for b in buffers]
-                for buffers in self._full
-            )
-            self._views[n_samples] = views
-        return views
-
-    def mask_buffers(self, n_samples, widths, rates):
-        """Memory for ``n_samples`` rows of dropout masks, reused from call to call.
-
-        As ``out`` of :func:`~skdnn._network.dropout_masks`.
-        """
-        if self._masks is None or self._masks[0] < n_samples:
-            draws = torch.empty(
-                -(-n_samples * max(widths) // 4), dtype=torch.int64, device=self._device
-            )
-            masks = [
-                torch.empty((n_samples, w), dtype=self._dtype, device=self._device)
-                if p
-                else None
-                for w, p in zip(widths, rates, strict=True)
-            ]
-            self._masks = (n_samples, (draws, masks))
-        return self._masks[1]
-
-    def shuffled(self, X, order):
-        """Rows ``order`` of ``X``, written over the previous epoch's copy."""
-        if isinstance(X, SparseRows):
-            return X.take(order)
-        if self._shuffled is None or self._shuffled.shape != X.shape:
-            self._shuffled = torch.empty_like(X)
-        return take_rows(X, order, out=self._shuffled)
-
-
-# Dropout masks are drawn for this many values at a time: a few operations
-# per block of batches instead of per batch, in bounded memory.
-_MASK_VALUES = 2**20
-
-
-def mask_blocks(n_samples, batch_size, widths, rates):
-    """The blocks of rows whose dropout masks an epoch draws at once.
-
-    Whole batches of at most :data:`_MASK_VALUES` mask values, at least one
-    batch, as ``(first_row, n_rows)`` pairs in the order they are drawn. The
-    batched trainer draws each model's masks in the same blocks, so that
-    they are its sequential fit's.
-    """
-    per_row = sum(w for w, p in zip(widths, rates, strict=True) if p) or 1
-    block = max(1, _MASK_VALUES // (per_row * batch_size)) * batch_size
-    block = min(block, n_samples)
-    return [
-        (start, min(block, n_samples - start)) for start in range(0, n_samples, block)
-    ]
-
-
-def dropout_mask_batches(
-    *, n_samples, batch_size, widths, rates, generator, dtype, device, workspace=None
-):
-    """Yield the dropout masks of each batch of an epoch, in order.
-
-    The masks of many consecutive batches are drawn together by
-    :func:`~skdnn._network.dropout_masks` and then cut into batches, which
-    is the same distribution as drawing them batch by batch. With a
-    ``workspace`` they are drawn into the same memory every epoch (fresh
-    memory is page-faulted in, which cost more than the drawing), so a
-    batch's masks hold only until the next batch's are asked for.
-    """
-    blocks = mask_blocks(n_samples, batch_size, widths, rates)
-    out = None
-    if workspace is not None:
-        out = workspace.mask_buffers(blocks[0][1], widths, rates)
-    for _, block_rows in blocks:
-        masks = dropout_masks(
-            n_samples=block_rows,
-            widths=widths,
-            rates=rates,
-            generator=generator,
-            dtype=dtype,
-            device=device,
-            out=out,
-        )
-        for start in range(0, block_rows, batch_size):
-            rows = slice(start, start + batch_size)
-            yield [None if m is None else m[rows] for m in masks]
-
-
-# Each hidden activation's derivative from its output, written over the
-# incoming gradient: torch's own backward kernels, one operation each.
-_ACTIVATION_BACKWARD_INPLACE = {
-    "identity": lambda grad, out: grad,
-    "logistic": lambda grad, out: sigmoid_backward(grad, out, grad_input=grad),
-    "tanh": lambda grad, out: tanh_backward(grad, out, grad_input=grad),
-    "relu": lambda grad, out: threshold_backward(grad, out, 0, grad_input=grad),
-}
-
-
-def _grad_buffer(param):
-    # Training preallocates .grad as views of one flat buffer; elsewhere
-    # (tests, L-BFGS) it may not exist yet.
-    if param.grad is None:
-        param.grad = torch.empty_like(param)
-    return param.grad
-
-
-def backward(
-    *,
-    weights,
-    biases,
-    X,
-    target,
-    sample_weight,
-    masks,
-    activation,
-    alpha,
-    loss,
-    flat_weights=None,
-    workspace=None,
-):
-    """Compute one batch's loss and write its gradients to the parameters' ``.grad``.
-
-    Backpropagation written out: the forward pass keeps each layer's input and
-    activation; the error at the output layer is ``(p - target)`` times the
-    normalized sample weights (``loss.gradient``: ``inverse_link(raw) -
-    target`` for each of skdnn's losses); it is propagated back one layer at a
-    time through the weights, the dropout masks and the activation's
-    derivative. This is the gradient of :func:`batch_loss` (the property tests
-    compare the two, and finite differences), in about a third of the tensor
-    operations autograd needs, which is what bounds small networks' speed.
-    Every training step and L-BFGS use it. Existing ``.grad`` tensors are
-    overwritten, not accumulated into.
-
-    Parameters
-    ----------
-    weights, biases : sequence of Tensor
-        Parameters of each layer, ``(fan_in, fan_out)`` and ``(fan_out,)``.
-    X : Tensor of shape (n_samples, n_features)
-    target : Tensor
-        As for :func:`batch_loss`.
-    sample_weight : Tensor of shape (n_samples,) or None
-    masks : sequence of (Tensor or None) or None
-        Dropout masks as drawn by :func:`~skdnn._network.dropout_masks`.
-    activation : str
-    alpha : float
-    loss : skdnn._engine.losses.Loss
-    flat_weights : tuple of two 1-d Tensors, default=None
-        All weight matrices, and their gradients, as one contiguous view
-        each, when the parameters live in one flat buffer: the L2 term then
-        costs one operation instead of several per layer.
-    workspace : Workspace, default=None
-        Buffers for the activations and their gradients, made for a batch
-        of at least this size with dropout on the layers ``masks`` has;
-        allocated for this call when None.
-
-    Returns
-    -------
-    Tensor of shape ()
-        The batch's loss, penalty included.
-    """
-    with torch.no_grad():
-        n_samples = X.shape[0]
-        last = len(weights) - 1
-        if workspace is None:
-            dropped = (
-                [False] * last if masks is None else [m is not None for m in masks]
-            )
-            workspace = Workspace(weights, n_samples, dropped)
-        outputs, masked, upstreams = workspace.rows(n_samples)
-        act = ACTIVATIONS_INPLACE[activation]
-        inputs = [X]
-        h = X
-        for i in range(last):
-            out = act(torch.addmm(biases[i], h, weights[i], out=outputs[i]))
-            if masks is not None and masks[i] is not None:
-                h = torch.mul(out, masks[i], out=masked[i])
-            else:
-                h = out
-            inputs.append(h)
-        logits = torch.addmm(biases[last], h, weights[last])
-
-        value, delta, inverse_sum = _output_error(
-            logits, _target_columns(loss, target), sample_weight, loss=loss
-        )
-        for i in range(last, -1, -1):
-            W, b = weights[i], biases[i]
-            torch.mm(inputs[i].T, delta, out=_grad_buffer(W))
-            torch.sum(delta, dim=0, out=_grad_buffer(b))
-            if i > 0:
-                upstream = torch.mm(delta, W.T, out=upstreams[i - 1])
-                if masks is not None and masks[i - 1] is not None:
-                    upstream.mul_(masks[i - 1])
-                delta = _ACTIVATION_BACKWARD_INPLACE[activation](
-                    upstream, outputs[i - 1]
-                )
-
-        if alpha:
-            # With sample weights, 1 / weight_sum is a tensor, left on the
-            # device.
-            if sample_weight is None:
-                coef = alpha / n_samples
-            else:
-                coef = alpha * inverse_sum
-            pairs = [flat_weights] if flat_weights is not None else None
-            pairs = pairs or [(W, W.grad) for W in weights]
-            value = _add_penalty(value, pairs, coef)
-    return value
-
-
-def _output_error(logits, target, sample_weight, *, loss):
-    """The batch's data loss, the error at the output and 1 / weight sum.
-
-    The error is ``loss.gradient`` times each row's share of the batch's
-    sample weights; the inverse sum of the weights is None without them.
-    """
-    delta = torch.empty_like(logits)
-    per_sample = loss.loss_gradient(logits, target, 1, out=delta)
-    if sample_weight is None:
-        n_samples = logits.shape[0]
-        delta.mul_(1.0 / n_samples)
-        return per_sample.sum() * (1.0 / n_samples), delta, None
-    # A batch whose weights sum to zero contributes nothing, neither data
-    # nor penalty, instead of 0 / 0 = NaN in every weight.
-    inverse_sum = sample_weight.sum().reciprocal().nan_to_num(posinf=0.0)
-    share = (sample_weight * inverse_sum).unsqueeze(1)
-    value = (per_sample * share).sum()
-    delta.mul_(share)
-    return value, delta, inverse_sum
-
-
-def _add_penalty(value, pairs, coef):
-    """Add the L2 penalty to the loss and its gradient to the weights'.
-
-    d/dW of (alpha / 2) ||W||^2 / weight_sum is alpha W / weight_sum:
-    ``coef`` is alpha / weight_sum, a float or a tensor on the device;
-    ``pairs`` are (weights, their gradient) tensors.
-    """
-    for values, grads in pairs:
-        value = value + (0.5 * coef) * torch.dot(values.reshape(-1), values.reshape(-1))
-        if isinstance(coef, torch.Tensor):
-            grads.addcmul_(values, coef)
-        else:
-            grads.add_(values, alpha=coef)
-    return value
-
-
-def train_step(
-    *,
-    weights,
-    biases,
-    step,
-    X,
-    target,
-    sample_weight,
-    masks,
-    activation,
-    alpha,
-    loss,
-    flat_weights=None,
-    workspace=None,
-):
-    """One optimizer step on one batch; returns the batch's loss (a Tensor).
-
-    ``step`` takes the optimizer's step (see :func:`make_step`). No
-    ``zero_grad``: :func:`backward` overwrites the gradients, which may be
-    views of one flat buffer that the optimizer updates in one operation.
-    """
-    value = backward(
-        weights=weights,
-        biases=biases,
-        X=X,
-        target=target,
-        sample_weight=sample_weight,
-        masks=masks,
-        activation=activation,
-        alpha=alpha,
-        loss=loss,
-        flat_weights=flat_weights,
-        workspace=workspace,
-    )
-    step()
-    return value
-
-
-def run_epoch(
-    *,
-    weights,
-    biases,
-    optimizer,
-    X,
-    target,
-    sample_weight,
-    order,
-    batch_size,
-    activation,
-    dropout,
-    generator,
-    alpha,
-    loss,
-    flat_weights=None,
-    workspace=None,
-):
-    """One pass over the data in batches; returns the mean batch loss (a Tensor).
-
-    ``order`` (a permutation Tensor, or None for the given order) is applied
-    once per epoch, so that each batch is a contiguous slice rather than a
-    gather of scattered rows. A ``workspace`` (see :class:`Workspace`) made
-    for ``batch_size`` and ``dropout`` carries buffers from epoch to epoch.
-    """
-    if workspace is None:
-        workspace = Workspace(weights, batch_size, [p > 0 for p in dropout])
-    if order is not None:
-        X = workspace.shuffled(X, order)
-        target = target.index_select(0, order)
-        if sample_weight is not None:
-            sample_weight = sample_weight.index_select(0, order)
-    n_samples = len(X)
-    masks = repeat(None)
-    if any(dropout):
-        masks = dropout_mask_batches(
-            n_samples=n_samples,
-            batch_size=batch_size,
-            widths=[b.shape[0] for b in biases[:-1]],
-            rates=dropout,
-            generator=generator,
-            dtype=weights[0].dtype,
-            device=weights[0].device,
-            workspace=workspace,
-        )
-    step = make_step(optimizer)
-    # Summed on the device and read once per epoch: reading each batch's loss
-    # would wait for the device at every step.
-    total = torch.zeros((), dtype=weights[0].dtype, device=weights[0].device)
-    for start, batch_masks in zip(range(0, n_samples, batch_size), masks, strict=False):
-        rows = slice(start, start + batch_size)
-        value = train_step(
-            weights=weights,
-            biases=biases,
-            step=step,
-            X=X[rows],
-            target=target[rows],
-            sample_weight=None if sample_weight is None else sample_weight[rows],
-            masks=batch_masks,
-            activation=activation,
-            alpha=alpha,
-            loss=loss,
-            flat_weights=flat_weights,
-            workspace=workspace,
-        )
-        total.add_(value, alpha=min(batch_size, n_samples - start))
-    return total / n_samples
 
 
 def evaluate(weights, biases, X, target, sample_weight, *, activation, loss):
@@ -821,64 +309,6 @@ def _unpacker(params):
                 offset += p.numel()
 
     return unpack
-
-
-def lbfgs_objective(
-    weights, biases, X, target, sample_weight, *, activation, alpha, loss
-):
-    """scipy's objective, ``loss_and_grad(theta)``, by :func:`backward`.
-
-    ``theta`` is every parameter, flat, in float64, which it copies into
-    the parameters; it returns the full-batch loss and its gradient at
-    ``theta``, from blocks of rows.
-    """
-    params = list(weights) + list(biases)
-    unpack = _unpacker(params)
-    X_device = params[0].device
-    n_samples = len(X)
-    units = [weights[0].shape[0]] + [W.shape[1] for W in weights]
-    step = block_rows(units)
-    weight_sum = n_samples if sample_weight is None else sample_weight.sum().item()
-    workspace = Workspace(weights, min(step, n_samples), [False] * (len(weights) - 1))
-
-    def loss_and_grad(theta):
-        unpack(theta)
-        total = torch.zeros((), dtype=params[0].dtype, device=X_device)
-        gradient = [torch.zeros_like(p) for p in params]
-        # The loss is a sum over samples, so blocks of rows can be
-        # back-propagated one at a time and their gradients added up.
-        for start in range(0, n_samples, step):
-            rows = slice(start, start + step)
-            block_weight = None if sample_weight is None else sample_weight[rows]
-            share = (
-                min(step, n_samples - start)
-                if block_weight is None
-                else block_weight.sum()
-            ) / weight_sum
-            block_loss = backward(
-                weights=weights,
-                biases=biases,
-                X=X[rows],
-                target=target[rows],
-                sample_weight=block_weight,
-                masks=None,
-                activation=activation,
-                alpha=0.0,
-                loss=loss,
-                workspace=workspace,
-            )
-            total += block_loss * share
-            for acc, p in zip(gradient, params, strict=True):
-                acc.add_(p.grad * share)
-        if alpha:
-            with torch.no_grad():
-                for acc, W in zip(gradient[: len(weights)], weights, strict=True):
-                    total += (0.5 * alpha / weight_sum) * W.square().sum()
-                    acc.add_(W, alpha=alpha / weight_sum)
-        grad = torch.cat([g.reshape(-1) for g in gradient])
-        return total.item(), grad.cpu().numpy().astype(np.float64)
-
-    return loss_and_grad
 
 
 def _per_iteration(callback):

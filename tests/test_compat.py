@@ -23,9 +23,9 @@ PRIVATE = [
     "_FUSED_ADAM",
 ]
 
-# Fits that run through every private operation: both engines (the batched
-# trainer for small Adam fits, the loop for SGD and sparse input), each
-# hidden activation's backward, softmax and logistic outputs, dropout.
+# Fits that run through every private operation: the engine's Adam (fused
+# kernel or tensor operations) and SGD, L-BFGS's objective, each hidden
+# activation's backward, softmax and logistic outputs, dropout.
 FITS = [
     dict(activation="relu", dropout=0.2),
     dict(activation="logistic"),

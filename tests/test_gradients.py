@@ -3,9 +3,11 @@
 The oracle is written here from the documented loss alone: a NumPy forward
 pass, the loss (weighted mean cross-entropy plus ``alpha / 2 * ||W||^2``
 divided by the batch's total sample weight, as MLPClassifier) and the
-textbook backpropagation. skdnn's side is ``skdnn._training.backward``, the
-gradient computation every training step runs, fed the dropout masks that
-``skdnn._network.dropout_masks`` draws.
+textbook backpropagation. skdnn's side is the engine's backward,
+``skdnn._engine.network._step``, the gradient computation every training step
+and L-BFGS's objective run, fed the dropout masks that
+``skdnn._network.dropout_masks`` draws: alone and as one of several stacked
+models (each must get its own gradient), with either kernel of its products.
 
 Hypothesis draws a ``Spec``, a few plain numbers (layer sizes, activation,
 dropout rates, batch size, kind of target, weights, alpha, scales and a seed);
@@ -27,8 +29,11 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skdnn import DNNClassifier
 from skdnn._engine.losses import loss_for_output
-from skdnn._network import MLPModule, dropout_masks, flatten_parameters, forward
-from skdnn._training import backward, batch_loss, make_optimizer, train_step
+from skdnn._engine.network import _step, _StepViews, _Workspace
+from skdnn._engine.optim import make_sgd
+from skdnn._engine.trainer import _epoch_losses
+from skdnn._network import dropout_masks, forward
+from skdnn._training import batch_loss
 
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 EPS = np.finfo(np.float64).eps
@@ -343,56 +348,115 @@ def as_leaves(arrays):
     return [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
 
 
-def skdnn_gradients(
+def engine_step(
     problem,
     *,
     weights=None,
     biases=None,
     masks=None,
     sample_weight="problem",
-    flat=False,
+    numpy_products=False,
+    n_models=1,
+    position=0,
 ):
-    """Run ``skdnn._training.backward``; return its loss and ``.grad``s.
+    """Run the engine's backward, ``skdnn._engine.network._step``, on the batch.
 
-    ``flat=True`` takes the path fit takes: the parameters of an MLPModule
-    as views of one flat buffer, and the L2 term computed on that buffer.
+    The problem's network is model ``position`` of ``n_models`` stacked
+    networks; the others have its weights scaled by 1.5, 2, ... (their own
+    parameters, the same rows). The products go through numpy or through
+    torch (``numpy_products``), the two kernels a fit may take.
+
+    Returns
+    -------
+    loss : float
+        The model's batch loss, penalty included, as a training epoch sums it.
+    workspace : _Workspace
+        Its ``grad`` holds every model's gradient.
     """
     weights = problem.weights if weights is None else weights
     biases = problem.biases if biases is None else biases
-    flat_weights = None
-    if flat:
-        module = MLPModule(
-            weights,
-            biases,
-            activation=problem.spec.activation,
-            dropout=problem.spec.dropout,
-        )
-        buffer = flatten_parameters(module)
-        n_weights = sum(W.size for W in weights)
-        flat_weights = (buffer.detach()[:n_weights], buffer.grad[:n_weights])
-        W, b = list(module.weights), list(module.biases)
-    else:
-        W, b = as_leaves(weights), as_leaves(biases)
     masks = problem.masks if masks is None else masks
     if isinstance(sample_weight, str):
         sample_weight = problem.sample_weight
-    loss = backward(
-        weights=W,
-        biases=b,
-        X=torch.from_numpy(problem.X),
-        target=problem.target,
-        sample_weight=None if sample_weight is None else torch.tensor(sample_weight),
-        masks=[None if m is None else torch.from_numpy(m) for m in masks],
-        activation=problem.spec.activation,
-        alpha=problem.spec.alpha,
-        loss=loss_for_output(problem.out_activation),
-        **({} if flat_weights is None else {"flat_weights": flat_weights}),
+    spec, loss = problem.spec, loss_for_output(problem.out_activation)
+    M, n = n_models, len(problem.X)
+    dropped = [m is not None for m in masks]
+    ws = _Workspace(
+        [W.shape for W in weights], spec.activation, M, n, dtype=torch.float64,
+        dropped=dropped, device=torch.device("cpu"), numpy_products=numpy_products,
+    )  # fmt: skip
+    for m in range(M):
+        scale = 1.0 if m == position else 1.0 + 0.5 * (m + 1)
+        for W, value in zip(ws.weights, weights, strict=True):
+            W[m].copy_(torch.from_numpy(value * scale))
+        for b, value in zip(ws.biases, biases, strict=True):
+            b[m, 0].copy_(torch.from_numpy(value * scale))
+
+    def feature_major(rows):  # (n, k) -> (M, k, n), as the trainer's views
+        rows = torch.as_tensor(np.asarray(rows, dtype=np.float64))
+        return rows.T.expand(M, -1, -1).contiguous()
+
+    X_T = feature_major(problem.X)
+    w = torch.ones(n, dtype=torch.float64)
+    if sample_weight is not None:
+        w = torch.tensor(sample_weight, dtype=torch.float64)
+    inverse_sum = w.sum().reciprocal().nan_to_num(posinf=0.0)
+    share = (w * inverse_sum).expand(M, 1, n).contiguous()
+    coef = torch.full((M, 1), spec.alpha, dtype=torch.float64) * inverse_sum
+    target = problem.target
+    target = feature_major(target.numpy().reshape(n, -1))
+    if loss.index_target:
+        target = target.to(torch.int64)
+    logits = torch.zeros((M, spec.n_outputs, n), dtype=torch.float64)
+    views = _StepViews(
+        X_T=X_T,
+        X_rows=(
+            tuple(X_T[:, k : k + 1, :] for k in range(X_T.shape[1]))
+            if ws.forward_by_rows[0]
+            else None
+        ),  # fmt: skip
+        X_T_np=ws.as_numpy(X_T),
+        target=target,
+        share=share,
+        coef=coef,
+        masks=tuple(None if m is None else feature_major(m) for m in masks)
+        if any(dropped)
+        else (),
+        logits=logits,
+        logits_np=ws.as_numpy(logits),
+        squared_norm=torch.zeros(M, dtype=torch.float64),
     )
-    return (
-        loss.item(),
-        [w.grad.numpy().copy() for w in W],
-        [v.grad.numpy().copy() for v in b],
-    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        _step(ws, views, loss=loss)
+    # The step's loss, as the trainer's epoch sums it (a step of one batch).
+    value = _epoch_losses(
+        logits=logits[None], target=target.transpose(1, 2)[None],
+        loss_share=share.transpose(1, 2)[None],
+        squared_norms=views.squared_norm[None], loss_coef=0.5 * coef.T, loss=loss,
+    )  # fmt: skip
+    return float(value[position]), ws
+
+
+def skdnn_gradients(problem, *, n_models=1, position=0, **kwargs):
+    """The engine's loss and gradients of the problem's network (see
+    :func:`engine_step`), as ndarrays shaped as its weights and biases."""
+    weights = problem.weights if kwargs.get("weights") is None else kwargs["weights"]
+    value, ws = engine_step(problem, n_models=n_models, position=position, **kwargs)
+    grad_W = [g[position].numpy().copy() for g in ws.grad_weights]
+    # Bias gradients are (fan_out, 1) columns of the flat gradient.
+    grad_b = [g[position].reshape(-1).numpy().copy() for g in ws.grad_bias_columns]
+    assert [g.shape for g in grad_W] == [np.shape(W) for W in weights]
+    return value, grad_W, grad_b
+
+
+ENGINES = st.fixed_dictionaries(
+    {
+        "numpy_products": st.booleans(),
+        # Alone, or one of several stacked models: each its own gradient.
+        "n_models": st.integers(1, 3),
+        "position": st.integers(0, 2),
+    }
+).map(lambda e: {**e, "position": min(e["position"], e["n_models"] - 1)})
 
 
 def largest(arrays):
@@ -532,9 +596,9 @@ def finite_differences(problem, masks, *, weights=None, biases=None):
     return grads[:n_weights], grads[n_weights:], crossed
 
 
-@given(spec=specs(), flat=st.booleans())
-def test_gradients_match_central_finite_differences(spec, flat):
-    """backward's loss is the documented loss, and its .grad that loss's gradient.
+@given(spec=specs(), engine=ENGINES)
+def test_gradients_match_central_finite_differences(spec, engine):
+    """The engine's loss is the documented loss, and its gradient that loss's.
 
     The loss and its finite differences come from the NumPy oracle: weighted
     cross-entropy with sample and class weights, the L2 term over the weight
@@ -542,7 +606,7 @@ def test_gradients_match_central_finite_differences(spec, flat):
     """
     problem = make_problem(spec)
     masks = reference_scaled_masks(problem)
-    loss, grad_W, grad_b = skdnn_gradients(problem, flat=flat)
+    loss, grad_W, grad_b = skdnn_gradients(problem, **engine)
     magnitude = loss_magnitude(problem, masks)
     expected, _ = reference_loss(problem, problem.weights, problem.biases, masks)
     assert abs(loss - expected) <= 1e-12 * magnitude
@@ -624,10 +688,10 @@ def test_estimator_steps_along_the_finite_difference_gradient(spec):
 BACKPROP_RTOL = 1e-10
 
 
-@given(spec=specs(), flat=st.booleans())
-def test_gradients_match_reference_backpropagation(spec, flat):
+@given(spec=specs(), engine=ENGINES)
+def test_gradients_match_reference_backpropagation(spec, engine):
     problem = make_problem(spec)
-    _, grad_W, grad_b = skdnn_gradients(problem, flat=flat)
+    _, grad_W, grad_b = skdnn_gradients(problem, **engine)
     masks = reference_scaled_masks(problem)
     ref_W, ref_b = reference_backprop(problem, masks)
     assert_gradients_close(
@@ -639,16 +703,16 @@ def test_gradients_match_reference_backpropagation(spec, flat):
     )
 
 
-@given(spec=specs(), flat=st.booleans())
-def test_backward_matches_torch_autograd_of_the_training_loss(spec, flat):
-    """backward's loss and .grad are batch_loss and its autograd gradient.
+@given(spec=specs(), engine=ENGINES)
+def test_backward_matches_torch_autograd_of_the_training_loss(spec, engine):
+    """The engine's loss and gradient are batch_loss and its autograd gradient.
 
-    backward is backpropagation written out by hand, for speed; torch's
+    The engine's backward is backpropagation written out by hand, for speed; torch's
     autograd of skdnn's own forward pass and documented loss is a second
     oracle for it.
     """
     problem = make_problem(spec)
-    value, grad_W, grad_b = skdnn_gradients(problem, flat=flat)
+    value, grad_W, grad_b = skdnn_gradients(problem, **engine)
     W, b = as_leaves(problem.weights), as_leaves(problem.biases)
     logits = forward(
         W,
@@ -674,7 +738,7 @@ def test_backward_matches_torch_autograd_of_the_training_loss(spec, flat):
         rtol=BACKPROP_RTOL,
         # Each side's residual is within a few ulps of 1: 8 of them, back.
         atol=8 * output_rounding(problem, reference_scaled_masks(problem)),
-        what="backward - autograd",
+        what="engine - autograd",
     )
 
 
@@ -870,7 +934,7 @@ def test_logit_gradient_is_probability_minus_target_times_normalized_weight(spec
         biases=[np.zeros(spec.n_outputs)],
         masks=[],
     )
-    _, (from_backward,), _ = skdnn_gradients(identity)
+    _, (from_engine,), _ = skdnn_gradients(identity)
     logits = torch.tensor(z, requires_grad=True)
     loss = batch_loss(
         logits,
@@ -885,7 +949,7 @@ def test_logit_gradient_is_probability_minus_target_times_normalized_weight(spec
     # Probabilities are within a few ulps; subtracting the target leaves an
     # absolute error of a few eps, times the sample's normalized weight.
     w = problem.normalized_weight[:, None]
-    for grad in (from_backward, logits.grad.numpy()):
+    for grad in (from_engine, logits.grad.numpy()):
         assert np.all(np.abs(grad - expected) <= 1e-12 * np.abs(expected) + 8 * EPS * w)
         if spec.kind == "softmax":
             row_sums = grad.sum(axis=1, keepdims=True)
@@ -981,35 +1045,17 @@ def test_scaling_the_sample_weights_scales_only_the_l2_term_by_1_over_c(spec, c)
 
 
 def sgd_step(problem, learning_rate):
-    """One skdnn train_step with plain SGD; the parameters before and after."""
-    W, b = as_leaves(problem.weights), as_leaves(problem.biases)
-    optimizer = make_optimizer(
-        [*W, *b],
-        solver="sgd",
-        learning_rate_init=learning_rate,
-        momentum=0.0,
-        nesterovs_momentum=True,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-8,
-    )
-    loss = train_step(
-        weights=W,
-        biases=b,
-        step=optimizer.step,
-        X=torch.from_numpy(problem.X),
-        target=problem.target,
-        sample_weight=None
-        if problem.sample_weight is None
-        else torch.tensor(problem.sample_weight),
-        # The masks skdnn_gradients used.
-        masks=[None if m is None else torch.from_numpy(m) for m in problem.masks],
-        activation=problem.spec.activation,
-        alpha=problem.spec.alpha,
-        loss=loss_for_output(problem.out_activation),
-    )
-    after = [p.detach().numpy() for p in [*W, *b]]
-    return loss.item(), after
+    """One step of the engine's SGD on the batch; the loss and the parameters
+    after it."""
+    loss, ws = engine_step(problem)
+    sgd = make_sgd(
+        flat=ws.flat, grad=ws.grad, learning_rates=[learning_rate], momentum=0.0,
+        nesterov=False,
+    )  # fmt: skip
+    sgd.apply(None)
+    after = [W[0].numpy().copy() for W in ws.weights]
+    after += [b[0, 0].numpy().copy() for b in ws.biases]
+    return loss, after
 
 
 @given(spec=specs(), learning_rate=st.floats(1e-4, 10.0))

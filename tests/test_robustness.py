@@ -809,7 +809,16 @@ THREAD_FITS = [
 def test_concurrent_fits_equal_sequential_fits():
     X, y = _data(n_samples=100, n_features=10, n_classes=3)
 
+    main_threads = torch.get_num_threads()
+
     def fit(params):
+        # n_threads=None trains on the calling thread's torch count. A new
+        # thread's is set at its first use of torch to the count some thread
+        # set last (here, often another fit's 2, where the main thread's is
+        # 1), and its products then sum in another order: each worker first
+        # takes the main thread's count, as the sequential fits have it.
+        torch.get_num_threads()  # torch's first use in this thread
+        torch.set_num_threads(main_threads)
         return DNNClassifier((16,), max_iter=5, random_state=0, **params).fit(X, y)
 
     sequential = [fit(params) for params in THREAD_FITS]

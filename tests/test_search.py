@@ -18,7 +18,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-import skdnn._training
+import skdnn._engine.masks
 from skdnn import DNNClassifier
 from skdnn._batched import prepare_fit, train_batched
 from skdnn._engine.masks import _EpochMasks
@@ -191,12 +191,12 @@ def test_dropout_masks_drawn_in_several_blocks_equal_the_fits(monkeypatch):
     # fit draws an epoch's masks in blocks of at most _MASK_VALUES values;
     # here blocks of 2 batches (of unequal sizes per model), so that the
     # batched trainer must follow each model's blocks to draw its masks.
-    monkeypatch.setattr(skdnn._training, "_MASK_VALUES", 2 * 32 * 10)
+    monkeypatch.setattr(skdnn._engine.masks, "_MASK_VALUES", 2 * 32 * 10)
     X, y = _blobs()
     rows = [np.arange(0, 150), np.arange(0, 100)]
     models = [_clf(dropout=0.3, batch_size=32), _clf(dropout=0.2, batch_size=20)]
     prepared = [prepare_fit(m, X[r], y[r]) for m, r in zip(models, rows, strict=True)]
-    assert len(skdnn._training.mask_blocks(150, 32, [6, 4], [0.3, 0.3])) == 3
+    assert len(skdnn._engine.masks.mask_blocks(150, 32, [6, 4], [0.3, 0.3])) == 3
     train_batched(models, prepared)
     for model, r in zip(models, rows, strict=True):
         _assert_same_fit(model, clone(model).fit(X[r], y[r]))

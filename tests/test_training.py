@@ -1,37 +1,35 @@
-"""The training loop's shortcuts give exactly what the plain way gives.
+"""Training through the engine gives exactly what the plain way gives.
 
-Each shortcut (buffers reused across steps, dropout masks drawn for many
-batches at once, the optimizer's kernel called directly) exists for speed;
-these tests pin that it changes nothing else.
+The engine's shortcuts (a hand-written backward, stacked optimizers, a
+whole epoch's batches and dropout masks at once, windows of rows, numpy's
+products, the optimizer's kernel called directly) exist for speed; these
+tests pin that a fit, a partial_fit and L-BFGS's objective are what a plain
+torch loop with autograd and torch.optim computes on the same rows and
+masks.
 """
 
 import copy
 import pickle
+import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
-from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import skdnn._base
 import skdnn._engine.masks
 import skdnn._engine.trainer
+import skdnn._engine.windows
 import skdnn._fitting
 import skdnn._network
 import skdnn._training
 from skdnn import DNNClassifier
-from skdnn._engine.losses import loss_for_output
-from skdnn._network import MLPModule, dropout_masks, flatten_parameters, init_params
-from skdnn._training import (
-    Workspace,
-    backward,
-    dropout_mask_batches,
-    make_optimizer,
-    make_step,
-    predict_logits,
-    take_rows,
-)
+from skdnn._network import MLPModule, dropout_masks, init_params
+from skdnn._training import batch_loss, predict_logits
 
 ADAM = dict(
     learning_rate_init=1e-2,
@@ -55,190 +53,6 @@ def random_gradient(flat, seed):
     flat.grad.copy_(
         torch.randn(flat.shape, generator=generator, dtype=flat.dtype) * 1e-2
     )
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_direct_adam_step_equals_optimizer_step_bit_for_bit(dtype):
-    flats, steps = [], []
-    for direct in (False, True):
-        flat = flatten_parameters(make_network([3, 5, 4, 2], dtype))
-        optimizer = make_optimizer([flat], solver="adam", **ADAM)
-        flats.append(flat)
-        steps.append(make_step(optimizer) if direct else optimizer.step)
-    assert steps[1] != optimizer.step  # the direct path is taken
-    for seed in range(6):
-        for flat, step in zip(flats, steps, strict=True):
-            random_gradient(flat, seed)
-            step()
-        assert torch.equal(flats[0], flats[1])
-
-
-def test_direct_adam_step_keeps_the_optimizer_state_torchs():
-    flat = flatten_parameters(make_network([3, 5, 4, 2]))
-    optimizer = make_optimizer([flat], solver="adam", **ADAM)
-    step = make_step(optimizer)
-    for seed in range(3):
-        random_gradient(flat, seed)
-        step()
-    # The step count and moments live where torch keeps them, so that
-    # state_dict, pickling and a later optimizer.step() carry on from them.
-    assert optimizer.state[flat]["step"].item() == 3
-    restored = make_optimizer(
-        [torch.nn.Parameter(flat.detach().clone())], solver="adam", **ADAM
-    )
-    restored.load_state_dict(optimizer.state_dict())
-    state = next(iter(restored.state.values()))
-    assert torch.equal(state["exp_avg"], optimizer.state[flat]["exp_avg"])
-
-
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda p: make_optimizer([p], solver="sgd", **ADAM),
-        lambda p: torch.optim.Adam([p], amsgrad=True),
-        lambda p: torch.optim.Adam([p], weight_decay=0.1, fused=True),
-        lambda p: torch.optim.Adam([p], foreach=False),
-    ],
-    ids=["sgd", "amsgrad", "weight_decay", "unfused"],
-)
-def test_other_optimizers_step_through_optimizer_step(make):
-    optimizer = make(flatten_parameters(make_network([3, 5, 4, 2])))
-    assert make_step(optimizer) == optimizer.step
-
-
-def test_direct_adam_step_follows_a_changed_learning_rate():
-    flats = [flatten_parameters(make_network([3, 5, 4, 2])) for _ in range(2)]
-    optimizers = [make_optimizer([f], solver="adam", **ADAM) for f in flats]
-    steps = [optimizers[0].step, make_step(optimizers[1])]
-    for seed in range(4):
-        for flat, optimizer, step in zip(flats, optimizers, steps, strict=True):
-            optimizer.param_groups[0]["lr"] = 10.0 ** -(seed + 1)
-            random_gradient(flat, seed)
-            step()
-    assert torch.equal(flats[0], flats[1])
-
-
-def gradients(module, X, target, masks, workspace):
-    W, b = module.layers()
-    loss = backward(
-        weights=W,
-        biases=b,
-        X=X,
-        target=target,
-        sample_weight=None,
-        masks=masks,
-        activation=module.activation,
-        alpha=1e-3,
-        loss=loss_for_output("softmax"),
-        workspace=workspace,
-    )
-    return loss, [p.grad.clone() for p in (*W, *b)]
-
-
-@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
-@pytest.mark.parametrize("dropout", [0.0, 0.4])
-def test_backward_with_a_reused_workspace_equals_fresh_buffers(activation, dropout):
-    module = make_network([4, 7, 5, 3])
-    module.activation = activation
-    W, _ = module.layers()
-    workspace = Workspace(W, 16, [dropout > 0] * 2)
-    generator = torch.Generator().manual_seed(0)
-    # Full batches and a shorter last one, with the same buffers throughout.
-    for n_samples in (16, 16, 9, 16, 1):
-        X = torch.randn(n_samples, 4, dtype=torch.float64, generator=generator)
-        target = torch.randint(3, (n_samples,), generator=generator)
-        masks = dropout_masks(
-            n_samples=n_samples,
-            widths=[7, 5],
-            rates=[dropout] * 2,
-            generator=generator,
-            dtype=torch.float64,
-            device=torch.device("cpu"),
-        )
-        expected = gradients(module, X, target, masks, None)
-        got = gradients(module, X, target, masks, workspace)
-        assert torch.equal(got[0], expected[0])
-        for g, e in zip(got[1], expected[1], strict=True):
-            assert torch.equal(g, e)
-
-
-def test_workspace_shuffles_into_one_reused_buffer():
-    X = torch.arange(12.0).reshape(6, 2)
-    W, _ = make_network([2, 3, 3, 2]).layers()
-    workspace = Workspace(W, 4, [False, False])
-    first = workspace.shuffled(X, torch.tensor([5, 4, 3, 2, 1, 0]))
-    assert torch.equal(first, X.flip(0))
-    second = workspace.shuffled(X, torch.tensor([1, 0, 2, 3, 5, 4]))
-    assert second.data_ptr() == first.data_ptr()
-    assert torch.equal(second, take_rows(X, torch.tensor([1, 0, 2, 3, 5, 4])))
-
-
-@pytest.mark.parametrize("n_samples, batch_size", [(100, 32), (64, 64), (5, 8)])
-@pytest.mark.parametrize("block_values", [2**20, 100])
-def test_mask_batches_are_the_masks_of_each_batch(
-    monkeypatch, n_samples, batch_size, block_values
-):
-    monkeypatch.setattr("skdnn._training._MASK_VALUES", block_values)
-    settings = dict(
-        widths=[6, 3, 4],
-        rates=[0.5, 0.0, 0.25],
-        dtype=torch.float64,
-        device=torch.device("cpu"),
-    )
-    batches = list(
-        dropout_mask_batches(
-            n_samples=n_samples,
-            batch_size=batch_size,
-            generator=torch.Generator().manual_seed(0),
-            **settings,
-        )
-    )
-    sizes = [
-        len(range(s, min(s + batch_size, n_samples)))
-        for s in range(0, n_samples, batch_size)
-    ]
-    assert [m[0].shape[0] for m in batches] == sizes
-    assert all(m[1] is None for m in batches)
-    for layer, rate in ((0, 0.5), (2, 0.25)):
-        values = torch.cat([m[layer] for m in batches])
-        assert set(values.unique().tolist()) <= {0.0, 1.0 / (1.0 - rate)}
-    if block_values >= n_samples * 10:
-        # One block: the batches are consecutive rows of one draw.
-        whole = dropout_masks(
-            n_samples=n_samples,
-            generator=torch.Generator().manual_seed(0),
-            **settings,
-        )
-        assert torch.equal(torch.cat([m[0] for m in batches]), whole[0])
-
-
-@pytest.mark.parametrize("block_values", [2**20, 100])
-def test_mask_batches_drawn_into_a_workspace_are_the_same_masks(
-    monkeypatch, block_values
-):
-    monkeypatch.setattr("skdnn._training._MASK_VALUES", block_values)
-    W, _ = make_network([4, 6, 3, 2]).layers()
-    workspace = Workspace(W, 8, [True, True])
-    settings = dict(
-        n_samples=50,
-        batch_size=8,
-        widths=[6, 3],
-        rates=[0.5, 0.25],
-        dtype=torch.float64,
-        device=torch.device("cpu"),
-    )
-    for epoch in range(2):
-        plain = dropout_mask_batches(
-            generator=torch.Generator().manual_seed(epoch), **settings
-        )
-        reused = dropout_mask_batches(
-            generator=torch.Generator().manual_seed(epoch),
-            workspace=workspace,
-            **settings,
-        )
-        for expected, got in zip(plain, reused, strict=True):
-            for e, g in zip(expected, got, strict=True):
-                assert torch.equal(e, g)
 
 
 def test_masks_keep_each_unit_with_probability_one_minus_rate():
@@ -295,22 +109,7 @@ def test_fit_with_dropout_is_reproducible():
 # ------------------------------------------- fit through the batched trainer
 
 
-def _fit_both_ways(monkeypatch, X, y, *, sample_weight=None, **params):
-    """The same fit by the batched trainer and by run_epoch's loop."""
-    clf = DNNClassifier(random_state=0, max_iter=12, **params)
-    batched = clone(clf).fit(X, y, sample_weight=sample_weight)
-    with monkeypatch.context() as patch:
-        # The loop serves every optimizer that the trainer does not take.
-        patch.setattr(skdnn._fitting, "_trainer_takes", lambda opt: False)
-        looped = clone(clf).fit(X, y, sample_weight=sample_weight)
-    return batched, looped
-
-
-def _assert_same_model(a, b, rtol=1e-9):
-    assert a.n_iter_ == b.n_iter_
-    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=rtol)
-    for p, q in zip(a.module_.parameters(), b.module_.parameters(), strict=True):
-        np.testing.assert_allclose(p.detach(), q.detach(), rtol=rtol, atol=rtol)
+# ------------------------------------- a fit against a plain torch loop
 
 
 def _blobs(n_samples=170, n_classes=3, seed=0):
@@ -319,65 +118,354 @@ def _blobs(n_samples=170, n_classes=3, seed=0):
     return rng.normal(size=(n_samples, 5)) + y[:, None], y
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        dict(hidden_layer_sizes=(6, 4), batch_size=32),
-        dict(hidden_layer_sizes=(7,), dropout=0.3, batch_size=50, alpha=0.1),
-        dict(hidden_layer_sizes=(8, 5), dropout=(0.2, 0.0), activation="tanh"),
-        dict(hidden_layer_sizes=(6,), class_weight="balanced", shuffle=False),
-        dict(hidden_layer_sizes=(6,), early_stopping=True, n_iter_no_change=3),
-        dict(hidden_layer_sizes=(6,), activation="logistic", n_threads=1),
-        # Several threads: the trainer multiplies through torch.
-        dict(hidden_layer_sizes=(9, 5), dropout=0.1, n_threads=2),
-        # SGD, its momentum through the schedules' changes of rate.
-        dict(hidden_layer_sizes=(6,), solver="sgd", learning_rate_init=0.05),
-        dict(hidden_layer_sizes=(6, 3), solver="sgd", momentum=0.0, dropout=0.2),
-        dict(
-            hidden_layer_sizes=(6,),
-            solver="sgd",
-            learning_rate="invscaling",
-            learning_rate_init=0.2,
-            nesterovs_momentum=False,
-        ),
-        dict(
-            hidden_layer_sizes=(6,),
-            solver="sgd",
-            learning_rate="adaptive",
-            learning_rate_init=0.5,
-            n_iter_no_change=1,
-            tol=0.1,
-        ),
-    ],
-)
+def _recorded_training(monkeypatch):
+    """Record what each epoch of the fits that follow trains on.
+
+    Each epoch's entry: the training rows, targets and sample weights that
+    ``epoch_runner`` was given (after the validation split and with the
+    class weights folded in), the batch size, the epoch's order, and each
+    step's dropout masks as the engine applied them (row-major, one
+    ``None`` per layer without dropout), and the initial weights of the
+    fits.
+    """
+    record = SimpleNamespace(epochs=[], starts=[], steps=[])
+    runner, step, init = (
+        skdnn._fitting.epoch_runner,
+        skdnn._engine.trainer._step,
+        skdnn._base.init_params,
+    )
+
+    def recording_runner(estimator, X, target, sample_weight, **kwargs):
+        epoch = runner(estimator, X, target, sample_weight, **kwargs)
+
+        def recorded(order):
+            record.epochs.append(
+                SimpleNamespace(
+                    X=X, target=target, sample_weight=sample_weight,
+                    batch_size=kwargs["batch_size"], order=order,
+                    steps=(steps := []),
+                )
+            )  # fmt: skip
+            record.steps = steps
+            return epoch(order)
+
+        return recorded
+
+    def recording_step(ws, views, *, loss):
+        assert views.X_T.shape[0] == 1, "a fit trains one model"
+        record.steps.append(
+            [None if m is None else m[0].T.clone() for m in views.masks]
+        )
+        return step(ws, views, loss=loss)
+
+    def recording_init(*args, **kwargs):
+        record.starts.append(init(*args, **kwargs))
+        return record.starts[-1]
+
+    monkeypatch.setattr(skdnn._fitting, "epoch_runner", recording_runner)
+    monkeypatch.setattr(skdnn._engine.trainer, "_step", recording_step)
+    monkeypatch.setattr(skdnn._base, "init_params", recording_init)
+    return record
+
+
+def _torch_loop(clf, record):
+    """The recorded epochs trained again by a plain torch loop.
+
+    Autograd of the documented batch loss (skdnn._training.batch_loss) over
+    the hidden layers' torch activations, times the recorded masks, and
+    torch.optim's Adam or SGD, created once (a fit's, continued by the
+    partial_fits after it). Returns the loss of each epoch and the
+    parameters after each.
+    """
+    (coefs, intercepts), *_ = record.starts
+    X0 = record.epochs[0].X
+    dtype = torch.float32 if X0.dtype == np.float32 else torch.float64
+    W = [torch.tensor(c, dtype=dtype, requires_grad=True) for c in coefs]
+    b = [torch.tensor(v, dtype=dtype, requires_grad=True) for v in intercepts]
+    params = [*W, *b]
+    if clf.solver == "adam":
+        optimizer = torch.optim.Adam(
+            params, lr=clf.learning_rate_init, betas=(clf.beta_1, clf.beta_2),
+            eps=clf.epsilon, foreach=False,
+        )  # fmt: skip
+    else:
+        optimizer = torch.optim.SGD(
+            params, lr=clf.learning_rate_init, momentum=clf.momentum,
+            nesterov=clf.nesterovs_momentum and clf.momentum > 0, foreach=False,
+        )  # fmt: skip
+    activation = skdnn._network.ACTIVATIONS[clf.activation]
+    losses, after = [], []
+    for epoch in record.epochs:
+        n, batch = epoch.X.shape[0], epoch.batch_size
+        order = np.arange(n) if epoch.order is None else epoch.order
+        X = epoch.X.toarray() if scipy.sparse.issparse(epoch.X) else epoch.X
+        X = torch.from_numpy(np.asarray(X)).to(dtype)
+        target = torch.from_numpy(epoch.target)
+        if not clf._loss.index_target:
+            target = target.to(dtype)
+        weight = epoch.sample_weight
+        if weight is not None:
+            weight = torch.from_numpy(np.asarray(weight)).to(dtype)
+        total = 0.0
+        starts = range(0, n, batch)
+        assert len(epoch.steps) == len(starts)
+        for start, masks in zip(starts, epoch.steps, strict=True):
+            rows = torch.from_numpy(order[start : start + batch])
+            h = X[rows]
+            for i, (W_i, b_i) in enumerate(zip(W, b, strict=True)):
+                h = h @ W_i + b_i
+                if i < len(W) - 1:
+                    h = activation(h)
+                    if masks and masks[i] is not None:
+                        h = h * masks[i][: len(rows)]
+            value = batch_loss(
+                h, target[rows], None if weight is None else weight[rows],
+                loss=clf._loss, weights=W, alpha=clf.alpha,
+            )  # fmt: skip
+            optimizer.zero_grad()
+            value.backward()
+            optimizer.step()
+            total += value.item() * len(rows)
+        losses.append(total / n)
+        after.append([p.detach().numpy().copy() for p in params])
+    return losses, after
+
+
+def _assert_is_the_torch_loop(clf, record, rtol=1e-9):
+    losses, after = _torch_loop(clf, record)
+    np.testing.assert_allclose(clf.loss_curve_[-len(losses) :], losses, rtol=rtol)
+    # Early stopping keeps the weights of the best validation score.
+    best = np.argmax(clf.validation_scores_) if clf.early_stopping else -1
+    params = after[best]
+    for ours, theirs in zip(clf.coefs_ + clf.intercepts_, params, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=rtol)
+
+
+FITS = [
+    dict(hidden_layer_sizes=(6, 4), batch_size=32),
+    dict(hidden_layer_sizes=(7,), dropout=0.3, batch_size=50, alpha=0.1),
+    dict(hidden_layer_sizes=(8, 5), dropout=(0.2, 0.0), activation="tanh"),
+    dict(hidden_layer_sizes=(6,), class_weight="balanced", shuffle=False),
+    dict(hidden_layer_sizes=(6,), early_stopping=True, n_iter_no_change=3),
+    dict(hidden_layer_sizes=(6,), activation="logistic", n_threads=1),
+    # Several threads: the trainer multiplies through torch.
+    dict(hidden_layer_sizes=(9, 5), dropout=0.1, n_threads=2),
+    dict(hidden_layer_sizes=(6,), solver="sgd", learning_rate_init=0.05),
+    dict(hidden_layer_sizes=(6, 3), solver="sgd", momentum=0.0, dropout=0.2),
+    dict(hidden_layer_sizes=(6,), solver="sgd", nesterovs_momentum=False,
+         learning_rate_init=0.1, dropout=0.3),
+]  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("params", FITS)
 @pytest.mark.parametrize("n_classes", [2, 3])
-def test_fit_through_the_batched_trainer_equals_the_loop(
-    monkeypatch, params, n_classes
-):
+def test_fit_is_a_plain_torch_training_loop(monkeypatch, params, n_classes):
+    # The engine's hand-written backward and stacked optimizers, its
+    # batches, shares and masks: every epoch's loss and the final weights
+    # are those of autograd and torch.optim on the same rows and masks.
     X, y = _blobs(n_classes=n_classes)
-    batched, looped = _fit_both_ways(monkeypatch, X, y, **params)
-    _assert_same_model(batched, looped)
-    if params.get("early_stopping"):
-        assert batched.validation_scores_ == looped.validation_scores_
+    record = _recorded_training(monkeypatch)
+    clf = DNNClassifier(random_state=0, max_iter=12, **params).fit(X, y)
+    assert len(record.epochs) == clf.n_iter_
+    _assert_is_the_torch_loop(clf, record)
 
 
-def test_fit_through_the_batched_trainer_with_sample_weight_and_float32(monkeypatch):
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-9), (np.float32, 1e-4)])
+def test_fit_with_sample_weights_is_the_torch_loop(monkeypatch, dtype, rtol):
     X, y = _blobs()
     weight = np.random.RandomState(1).uniform(0, 2, len(y))
     weight[:40] = 0  # some batches of zero weight
-    batched, looped = _fit_both_ways(
-        monkeypatch, X.astype(np.float32), y, sample_weight=weight, batch_size=20
-    )
-    _assert_same_model(batched, looped, rtol=1e-4)
+    record = _recorded_training(monkeypatch)
+    clf = DNNClassifier((6,), batch_size=20, max_iter=12, random_state=0)
+    clf.fit(X.astype(dtype), y, sample_weight=weight)
+    _assert_is_the_torch_loop(clf, record, rtol=rtol)
 
 
-def test_partial_fit_continues_adam_from_a_batched_fit(monkeypatch):
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(hidden_layer_sizes=(6,), batch_size=16),
+        dict(hidden_layer_sizes=(7, 4), dropout=0.3, batch_size=20),
+        dict(hidden_layer_sizes=(6,), solver="sgd", learning_rate_init=0.05),
+    ],
+)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("after_fit", [False, True])
+def test_partial_fits_are_the_torch_loop(monkeypatch, params, weighted, after_fit):
+    # Chunks of 40 rows reuse partial_fit's trainer; the last, of 10, makes
+    # a new one. After a fit, partial_fit continues its optimizer.
     X, y = _blobs()
-    batched, looped = _fit_both_ways(monkeypatch, X, y, hidden_layer_sizes=(6,))
-    for model in (batched, looped):
-        for start in range(0, 90, 30):
-            model.partial_fit(X[start : start + 30], y[start : start + 30])
-    _assert_same_model(batched, looped)
+    weight = np.random.RandomState(2).uniform(0, 2, len(y)) if weighted else None
+    clf = DNNClassifier(random_state=0, max_iter=3, **params)
+    record = _recorded_training(monkeypatch)
+    reloads = []
+    real = skdnn._engine.trainer.Trainer.reload
+    monkeypatch.setattr(
+        skdnn._engine.trainer.Trainer,
+        "reload",
+        lambda self, *args, **kwargs: reloads.append(1) or real(self, *args, **kwargs),
+    )
+    if after_fit:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, y, sample_weight=weight)
+    for start, stop in [(0, 40), (40, 80), (80, 120), (120, 130)]:
+        clf.partial_fit(
+            X[start:stop], y[start:stop], classes=[0, 1, 2],
+            sample_weight=None if weight is None else weight[start:stop],
+        )  # fmt: skip
+    assert len(reloads) == 2
+    _assert_is_the_torch_loop(clf, record)
+    # A fit, and a pickle, drop the kept trainer; a deep copy's continues
+    # the copy (torch's deepcopy keeps the views of the copied buffers).
+    assert "_partial_trainer" in vars(clf)
+    assert "_partial_trainer" not in vars(pickle.loads(pickle.dumps(clf)))
+    copied = copy.deepcopy(clf)
+    for model in (clf, copied):
+        model.partial_fit(X[:10], y[:10])
+    for ours, theirs in zip(clf.coefs_, copied.coefs_, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    clf.fit(X[:30], y[:30])
+    assert "_partial_trainer" not in vars(clf)
+
+
+def _windowed_epochs(monkeypatch):
+    """Count the windows the fits that follow train (one entry per window)."""
+    windows = []
+    real = skdnn._engine.windows.WindowedTrainer._trainer
+    monkeypatch.setattr(
+        skdnn._engine.windows.WindowedTrainer,
+        "_trainer",
+        lambda self, rows: windows.append(len(rows)) or real(self, rows),
+    )
+    return windows
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_fits_whose_epoch_masks_would_be_large_train_in_windows(monkeypatch, solver):
+    # The trainer holds a whole epoch's masks; past the bound, windows of
+    # one block of masks each train, with the same masks: the same model.
+    X, y = _blobs()
+    params = dict(hidden_layer_sizes=(6,), dropout=0.2, max_iter=3, random_state=0,
+                  batch_size=16, solver=solver)  # fmt: skip
+    windows = _windowed_epochs(monkeypatch)
+    whole = DNNClassifier(**params).fit(X, y)
+    assert windows == []
+    # Blocks of masks of 4 batches.
+    monkeypatch.setattr(skdnn._engine.masks, "_MASK_VALUES", 4 * 16 * 6)
+    whole_in_blocks = DNNClassifier(**params).fit(X, y)
+    monkeypatch.setattr(skdnn._fitting, "_TRAINER_MASK_VALUES", len(y) * 6 - 1)
+    record = _recorded_training(monkeypatch)
+    windowed = DNNClassifier(**params).fit(X, y)
+    assert windows == [64, 64, 42] * 3
+    for model in (whole, whole_in_blocks):
+        np.testing.assert_allclose(model.loss_curve_, windowed.loss_curve_, rtol=1e-12)
+        for a, b in zip(model.coefs_, windowed.coefs_, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    _assert_is_the_torch_loop(windowed, record)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sparse_fits_train_in_windows_and_equal_dense_ones(
+    monkeypatch, solver, weighted
+):
+    # Sparse X is densified a window of rows at a time: windows of three
+    # batches here (two blocks of L-BFGS's full batch).
+    X, y = _blobs()
+    X[np.abs(X) < 1] = 0.0
+    weight = np.random.RandomState(4).uniform(0, 2, len(y)) if weighted else None
+    params = dict(hidden_layer_sizes=(7, 4), max_iter=4, random_state=0,
+                  batch_size=20, solver=solver)  # fmt: skip
+    dense = DNNClassifier(**params).fit(X, y, sample_weight=weight)
+    windows = _windowed_epochs(monkeypatch)
+    monkeypatch.setattr(skdnn._fitting, "_DENSE_WINDOW_VALUES", 3 * 20 * 5)
+    if solver == "lbfgs":
+        monkeypatch.setattr(skdnn._training, "_BLOCK_VALUES", 100 * 7)
+    sparse = DNNClassifier(**params).fit(
+        scipy.sparse.csr_matrix(X), y, sample_weight=weight
+    )
+    if solver == "lbfgs":
+        assert set(windows) == {85}  # blocks of equal size
+    else:
+        assert windows == [60, 60, 50] * 4
+    np.testing.assert_allclose(sparse.loss_curve_, dense.loss_curve_, rtol=1e-9)
+    for a, b in zip(sparse.coefs_, dense.coefs_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("window_values", [3 * 20 * 5, 2**22])
+def test_sparse_fits_with_dropout_are_the_torch_loop(monkeypatch, window_values):
+    # Windows shorter than a block of masks draw a window's masks at a time
+    # (not the dense fit's bits); windows of a whole block draw the dense
+    # fit's.
+    X, y = _blobs()
+    X[np.abs(X) < 1] = 0.0
+    params = dict(hidden_layer_sizes=(7, 4), dropout=0.3, max_iter=4,
+                  random_state=0, batch_size=20)  # fmt: skip
+    dense = DNNClassifier(**params).fit(X, y)
+    monkeypatch.setattr(skdnn._fitting, "_DENSE_WINDOW_VALUES", window_values)
+    record = _recorded_training(monkeypatch)
+    sparse = DNNClassifier(**params).fit(scipy.sparse.csr_matrix(X), y)
+    _assert_is_the_torch_loop(sparse, record)
+    same = np.allclose(sparse.coefs_[0], dense.coefs_[0], rtol=1e-8, atol=1e-10)
+    assert same == (window_values == 2**22)
+
+
+@pytest.mark.parametrize("blocks", [1, 3])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(hidden_layer_sizes=(6,)),
+        dict(hidden_layer_sizes=(7, 4), alpha=0.1, activation="tanh"),
+        dict(hidden_layer_sizes=(5,), activation="logistic", n_threads=2),
+    ],
+)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lbfgs_objective_is_autograd_of_the_full_batch_loss(params, blocks, weighted):
+    # The engine's objective runs blocks of rows as the trainer's steps:
+    # its loss and gradient, at any parameters, are those of the whole
+    # batch's documented loss.
+    X, y = _blobs()
+    weight = np.random.RandomState(3).uniform(0, 2, len(y)) if weighted else None
+    clf = DNNClassifier(solver="lbfgs", max_iter=1, random_state=0, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y, sample_weight=weight)
+    fit = clf._checked_input(X, y, weight, False, None)
+    with pytest.MonkeyPatch.context() as patch:
+        if blocks > 1:
+            patch.setattr(skdnn._training, "_BLOCK_VALUES", 7 * 60)
+        objective = skdnn._fitting._full_batch_objective(
+            clf, fit.X, fit.target, fit.sample_weight, threads=1
+        )
+    rng = np.random.RandomState(5)
+    n_params = clf._flat.numel()
+    for _ in range(2):
+        theta = rng.normal(scale=0.5, size=n_params)
+        value, gradient = objective(theta)
+        params_ = torch.from_numpy(theta.copy()).requires_grad_()
+        shapes = [W.shape for W in clf.coefs_] + [b.shape for b in clf.intercepts_]
+        pieces = torch.split(params_, [int(np.prod(s)) for s in shapes])
+        tensors = [p.view(s) for p, s in zip(pieces, shapes, strict=True)]
+        n_layers = len(clf.coefs_)
+        W, b = tensors[:n_layers], tensors[n_layers:]
+        logits = skdnn._network.forward(
+            W, b, torch.from_numpy(fit.X), activation=clf.activation
+        )
+        expected = batch_loss(
+            logits, torch.from_numpy(fit.target),
+            None if fit.sample_weight is None else torch.from_numpy(fit.sample_weight),
+            loss=clf._loss, weights=W, alpha=clf.alpha,
+        )  # fmt: skip
+        (grad,) = torch.autograd.grad(expected, params_)
+        assert value == pytest.approx(expected.item(), rel=1e-12)
+        np.testing.assert_allclose(gradient, grad.numpy(), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
@@ -398,94 +486,6 @@ def test_fits_on_any_threads_train_through_the_trainer(monkeypatch, n_threads, s
     DNNClassifier((6,), **params).fit(X, y)
     assert len(workspaces) == 2 * int(np.ceil(len(y) / 170))
     assert {ws.numpy_products for ws in workspaces} == {n_threads == 1}
-
-
-def _partial_fits(clf, X, y, chunks, sample_weight=None):
-    for start, stop in chunks:
-        weight = None if sample_weight is None else sample_weight[start:stop]
-        clf.partial_fit(X[start:stop], y[start:stop], classes=[0, 1, 2],
-                        sample_weight=weight)  # fmt: skip
-    return clf
-
-
-@pytest.mark.parametrize(
-    "params",
-    [
-        dict(hidden_layer_sizes=(6,), batch_size=16),
-        dict(hidden_layer_sizes=(7, 4), dropout=0.3, batch_size=20),
-        dict(hidden_layer_sizes=(6,), solver="sgd", learning_rate_init=0.05),
-        dict(hidden_layer_sizes=(5,), solver="sgd", learning_rate="invscaling",
-             learning_rate_init=0.2, dropout=0.2),
-    ],
-)  # fmt: skip
-@pytest.mark.parametrize("weighted", [False, True])
-def test_partial_fit_through_the_trainer_equals_the_loop(monkeypatch, params, weighted):
-    # Chunks of 40 rows reuse partial_fit's trainer; the last, of 10, makes
-    # a new one.
-    X, y = _blobs()
-    weight = np.random.RandomState(2).uniform(0, 2, len(y)) if weighted else None
-    chunks = [(0, 40), (40, 80), (80, 120), (120, 130)]
-    clf = DNNClassifier(random_state=0, **params)
-    reloads = []
-    real = skdnn._engine.trainer.Trainer.reload
-    monkeypatch.setattr(
-        skdnn._engine.trainer.Trainer,
-        "reload",
-        lambda self, *args, **kwargs: reloads.append(1) or real(self, *args, **kwargs),
-    )
-    trained = _partial_fits(clone(clf), X, y, chunks, weight)
-    assert len(reloads) == 2
-    with monkeypatch.context() as patch:
-        patch.setattr(skdnn._fitting, "_trainer_takes", lambda opt: False)
-        looped = _partial_fits(clone(clf), X, y, chunks, weight)
-    assert len(reloads) == 2
-    _assert_same_model(trained, looped)
-    # A fit, and a pickle, drop the kept trainer; a deep copy's continues
-    # the copy (torch's deepcopy keeps the views of the copied buffers).
-    assert "_partial_trainer" in vars(trained)
-    assert "_partial_trainer" not in vars(pickle.loads(pickle.dumps(trained)))
-    copied = copy.deepcopy(trained)
-    for model in (trained, copied):
-        _partial_fits(model, X, y, [(0, 10)], weight)
-    _assert_same_model(trained, copied, rtol=0)
-    trained.fit(X, y)
-    assert "_partial_trainer" not in vars(trained)
-
-
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("blocks", [1, 3])
-@pytest.mark.parametrize(
-    "params",
-    [
-        dict(hidden_layer_sizes=(6,)),
-        dict(hidden_layer_sizes=(7, 4), alpha=0.1, activation="tanh"),
-        dict(hidden_layer_sizes=(5,), activation="logistic", n_threads=2),
-    ],
-)
-@pytest.mark.parametrize("weighted", [False, True])
-def test_lbfgs_through_the_engine_equals_backward(
-    monkeypatch, params, blocks, weighted
-):
-    # The engine's objective runs blocks of rows as the trainer's steps;
-    # _training.backward's, blocks of its own.
-    X, y = _blobs()
-    if blocks > 1:
-        monkeypatch.setattr(skdnn._training, "_BLOCK_VALUES", 7 * 60)
-    weight = np.random.RandomState(3).uniform(0, 2, len(y)) if weighted else None
-    clf = DNNClassifier(solver="lbfgs", max_iter=30, random_state=0, **params)
-    steps = []
-    real = skdnn._engine.trainer._step
-    monkeypatch.setattr(
-        skdnn._engine.trainer,
-        "_step",
-        lambda ws, views, *, loss: steps.append(1) or real(ws, views, loss=loss),
-    )
-    engine = clone(clf).fit(X, y, sample_weight=weight)
-    assert len(steps) >= blocks * engine.n_iter_
-    with monkeypatch.context() as patch:
-        patch.setattr(skdnn._fitting, "_full_batch_objective", lambda *args: None)
-        looped = clone(clf).fit(X, y, sample_weight=weight)
-    _assert_same_model(engine, looped, rtol=1e-7)
 
 
 def test_small_fits_keep_numpys_blas_to_one_thread(monkeypatch):
@@ -533,26 +533,6 @@ def test_numpy_prediction_equals_torchs(monkeypatch, dtype, n_classes):
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(by_numpy[0], by_torch[0], rtol=rtol, atol=rtol)
     np.testing.assert_array_equal(by_numpy[1], by_torch[1])
-
-
-def test_fits_whose_epoch_masks_would_be_large_train_with_the_loop(monkeypatch):
-    # The trainer holds a whole epoch's masks; past the bound, the loop
-    # (which draws them in blocks) trains, and gives the same model.
-    X, y = _blobs()
-    epochs = []
-    real = skdnn._engine.trainer.Trainer.run_epoch
-    monkeypatch.setattr(
-        skdnn._engine.trainer.Trainer,
-        "run_epoch",
-        lambda self, *args: epochs.append(1) or real(self, *args),
-    )
-    params = dict(hidden_layer_sizes=(6,), dropout=0.2, max_iter=3, random_state=0)
-    small = DNNClassifier(**params).fit(X, y)
-    assert len(epochs) == 3
-    monkeypatch.setattr(skdnn._fitting, "_TRAINER_MASK_VALUES", len(y) * 6 - 1)
-    large = DNNClassifier(**params).fit(X, y)
-    assert len(epochs) == 3
-    _assert_same_model(small, large)
 
 
 @pytest.mark.parametrize("rate", [0.1, 0.5, 0.99999])

@@ -7,18 +7,36 @@ import numpy as np
 import torch
 
 from .._network import dropout_threshold
-from .._training import (
-    mask_blocks,
-)
+
+# Dropout masks are drawn for this many values at a time: a few operations
+# per block of batches instead of per batch, in bounded memory.
+_MASK_VALUES = 2**20
+
+
+def mask_blocks(n_samples, batch_size, widths, rates):
+    """The blocks of rows whose dropout masks an epoch draws at once.
+
+    Whole batches of at most :data:`_MASK_VALUES` mask values, at least one
+    batch, as ``(first_row, n_rows)`` pairs in the order they are drawn.
+    Each model of a trainer draws its masks in these blocks, and a window
+    of dense rows of a :class:`~skdnn._engine.windows.WindowedTrainer` is
+    one: a model's masks are the same in either.
+    """
+    per_row = sum(w for w, p in zip(widths, rates, strict=True) if p) or 1
+    block = max(1, _MASK_VALUES // (per_row * batch_size)) * batch_size
+    block = min(block, n_samples)
+    return [
+        (start, min(block, n_samples - start)) for start in range(0, n_samples, block)
+    ]
 
 
 class _EpochMasks:
     """Every step's dropout masks of an epoch, each model's as its own fit draws them.
 
     Each model has its own generator, seeded with its fit's torch seed, and
-    draws from it what :func:`~skdnn._training.dropout_mask_batches` draws in
-    ``fit``: the same blocks of rows, layer after layer, 16 random bits per
-    unit. So a model's masks are its sequential fit's, bit for bit. Then, as
+    draws from it in the blocks of rows of :func:`mask_blocks`, layer after
+    layer, 16 random bits per unit, as its fit alone would (a trainer of
+    one model). So a model's masks are its sequential fit's, bit for bit. Then, as
     in :func:`~skdnn._network.dropout_masks`, a unit is kept when its bits,
     read as a signed 16-bit integer, reach its model's threshold (a model of
     rate 0 keeps every unit), and kept units are scaled by ``1 / (1 - p)``.

@@ -15,11 +15,17 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .._compat import threshold_backward
+from .._compat import sigmoid_backward, tanh_backward, threshold_backward
 from .._network import ACTIVATIONS_INPLACE
-from .._training import (
-    _ACTIVATION_BACKWARD_INPLACE,
-)
+
+# Each hidden activation's derivative from its output, written over the
+# incoming gradient: torch's own backward kernels, one operation each.
+_ACTIVATION_BACKWARD_INPLACE = {
+    "identity": lambda grad, out: grad,
+    "logistic": lambda grad, out: sigmoid_backward(grad, out, grad_input=grad),
+    "tanh": lambda grad, out: tanh_backward(grad, out, grad_input=grad),
+    "relu": lambda grad, out: threshold_backward(grad, out, 0, grad_input=grad),
+}
 
 # torch's CPU bmm multiplies matrices of fewer than 400 multiply-adds in an
 # unvectorized loop that costs about 3 ns per output: a (32, 2) @ (2, 6)
@@ -270,11 +276,17 @@ def _layer_views(buffer, shapes):
 def _step(ws, views, *, loss):
     """Every model's gradient into ``ws.grad``; its logits and weight norm saved.
 
-    :func:`~skdnn._training.backward` with a leading model dimension, on
-    feature-major activations (see :class:`_Workspace`): the error at the
-    output is ``loss.gradient`` (``inverse_link(raw) - target``) times each
-    row's share of its model's batch weight, propagated back through each
-    model's own weights and masks.
+    Backpropagation written out, with a leading model dimension, on
+    feature-major activations (see :class:`_Workspace`): the forward pass
+    keeps each layer's output; the error at the output is ``loss.gradient``
+    (``inverse_link(raw) - target``) times each row's share of its model's
+    batch weight, propagated back one layer at a time through each model's
+    own weights, dropout masks and the activation's derivative. This is the
+    gradient of :func:`~skdnn._training.batch_loss` on each model's batch
+    (``tests/test_gradients.py`` checks it against finite differences,
+    textbook backpropagation and autograd), in a fraction of the tensor
+    operations autograd needs, which is what bounds small networks' speed.
+    Every training step and L-BFGS's objective run it.
     """
     last, masks, numpy_products = ws.last, views.masks, ws.numpy_products
     h, rows, h_np = views.X_T, views.X_rows, views.X_T_np

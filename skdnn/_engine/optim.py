@@ -14,10 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .._compat import has_fused_adam
-from .._training import (
-    fused_adam_kernel,
-)
+from .._compat import fused_adam, has_fused_adam
 
 
 class BatchedAdam(NamedTuple):
@@ -144,9 +141,9 @@ def make_adam(
     fused : bool, default=None
         Whether to call torch's fused kernel; None: where torch has one.
     state : tuple, default=None
-        For one model (fused only): the ``(exp_avg, exp_avg_sq, step)`` of
-        a ``torch.optim.Adam(fused=True)``, updated in place as its own
-        step would; None: new zero moments and counts.
+        For one model: the ``(exp_avg, exp_avg_sq, step)`` of a
+        ``torch.optim.Adam``, updated in place as its own step would; None:
+        new zero moments and counts.
 
     Returns
     -------
@@ -161,6 +158,9 @@ def make_adam(
     M = flat.shape[0]
     if fused is None:
         fused = has_fused_adam() and flat.device.type in ("cpu", "cuda")
+        # The kernel takes the count on the parameters' device, as
+        # Adam(fused=True) keeps it; another Adam's is on the CPU.
+        fused = fused and (state is None or state[2].device == flat.device)
     if state is not None:
         exp_avg, exp_avg_sq, step = state
         exp_avg, exp_avg_sq = exp_avg.view(1, -1), exp_avg_sq.view(1, -1)
@@ -169,20 +169,23 @@ def make_adam(
         exp_avg_sq = torch.zeros_like(flat)
     moments = (exp_avg, exp_avg_sq)
     settings = (beta_1, beta_2, eps)
-    if not fused:
-        return _unfused_adam(flat, grad, moments, learning_rates, settings)
+    # torch's Adam keeps a float32 step count per parameter (on the device
+    # when fused); here one per model, a view of the bound one's.
     counts = torch.zeros(M, dtype=torch.float32, device=flat.device)
     if state is not None:
         counts = step.view(1)
+    if not fused:
+        return _unfused_adam(
+            flat, grad, moments, counts.view(M, 1), learning_rates, settings
+        )
     return _fused_adam(flat, grad, moments, counts, learning_rates, settings)
 
 
-def _unfused_adam(flat, grad, moments, learning_rates, settings):
+def _unfused_adam(flat, grad, moments, counts, learning_rates, settings):
     """Adam by hand-written tensor operations (see :func:`_adam`)."""
     M = flat.shape[0]
     exp_avg, exp_avg_sq = moments
     beta_1, beta_2, eps = settings
-    counts = torch.zeros((M, 1), dtype=flat.dtype, device=flat.device)
     lr = torch.tensor(learning_rates, dtype=flat.dtype, device=flat.device).reshape(
         M, 1
     )
@@ -301,8 +304,29 @@ def _adam(*, flat, grad, exp_avg, exp_avg_sq, steps, lr, active, beta_1, beta_2,
             step_size = lr * active
         # A model not yet stepped has count 0 and step size 0: the clamp only
         # avoids 0 / 0. An inactive model's update is exactly 0 * finite.
-        counts = steps.clamp(min=1)
+        # The bias corrections in the parameters' dtype (torch's own
+        # Adam takes them in double).
+        counts = steps.clamp(min=1).to(flat.dtype)
         bias_correction1 = 1 - beta_1**counts
         bias_correction2_sqrt = (1 - beta_2**counts).sqrt()
         denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
         flat.addcmul_(exp_avg / denom, step_size / bias_correction1, value=-1)
+
+
+def fused_adam_kernel(tensors, lr, beta_1, beta_2, eps):
+    """Call torch's fused Adam kernel, as ``Adam(fused=True).step`` ends in.
+
+    ``tensors`` are the kernel's lists: parameters, gradients, first and
+    second moments, (no AMSGrad maxima) and step counts, already advanced.
+    No weight decay, AMSGrad or maximization: skdnn's Adam has none.
+    """
+    fused_adam(
+        *tensors,
+        lr=lr,
+        beta1=beta_1,
+        beta2=beta_2,
+        weight_decay=0.0,
+        eps=eps,
+        amsgrad=False,
+        maximize=False,
+    )

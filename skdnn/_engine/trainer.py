@@ -381,13 +381,33 @@ class Trainer:
 
         ``loss_and_grad(theta)`` sets the model's parameters to ``theta``
         (flat, weights first, float64) and returns the loss on all its rows,
-        penalty included, and its gradient (float64 ndarray). The rows are
-        the layout's steps in their order, a block of the trainer's batch
-        size each; each row's share is its weight over the whole data's and
-        each step takes an equal part of the penalty, so that the steps'
-        gradients add up to the whole batch's.
+        penalty included, and its gradient (float64 ndarray): one
+        :meth:`full_batch_pass`.
         """
-        ws, layout = self.ws, self.layout
+        ws = self.ws
+        self.prepare_full_batch()
+        gradient = torch.zeros_like(ws.grad)
+
+        def loss_and_grad(theta):
+            with torch.no_grad():
+                ws.flat.copy_(torch.from_numpy(theta).view(1, -1))
+                gradient.zero_()
+                value = self.full_batch_pass(gradient)
+            return float(value), gradient.view(-1).cpu().numpy().astype(np.float64)
+
+        return loss_and_grad
+
+    def prepare_full_batch(self, *, total_weight=None, n_steps=None):
+        """Lay out a one-model trainer's rows, in order, for full-batch passes.
+
+        The rows are the layout's steps in their order, a block of the
+        trainer's batch size each; each row's share is its weight over
+        ``total_weight`` (None: this trainer's rows') and each step takes an
+        equal part of the penalty, one of ``n_steps`` (None: this trainer's
+        steps), so that the steps' gradients add up to the whole batch's:
+        across trainers of the parts of the data when these are given.
+        """
+        layout = self.layout
         rows = epoch_rows(
             [np.arange(int(self.n_rows[0]))], layout, out=self.rows,
             offsets=self.row_offsets,
@@ -397,30 +417,34 @@ class Trainer:
             ((self.X_all, self.X_epoch), (self.target_all, self.t_epoch)),
         )
         weight = np.where(layout[1], self.weight_all[rows], 0.0)
-        total, n_steps = weight.sum(), weight.shape[0]
+        total = weight.sum() if total_weight is None else total_weight
+        n_steps = weight.shape[0] if n_steps is None else n_steps
         self.share.copy_(torch.from_numpy(weight / total).unsqueeze(3))
         self.loss_share.copy_(self.share)
         coef = float(self.alpha.reshape(-1)[0]) / total / n_steps
         self.coef.fill_(coef)
         self.loss_coef.fill_(0.5 * coef)
-        gradient = torch.zeros_like(ws.grad)
 
-        def loss_and_grad(theta):
-            with torch.no_grad():
-                ws.flat.copy_(torch.from_numpy(theta).view(1, -1))
-                gradient.zero_()
-                with np.errstate(over="ignore", invalid="ignore"):
-                    for views in self.steps:
-                        _step(ws, views, loss=self.loss)
-                        gradient.add_(ws.grad)
-                value = _epoch_losses(
-                    logits=self.logits, target=self.t_epoch,
-                    loss_share=self.loss_share, squared_norms=self.squared_norms,
-                    loss_coef=self.loss_coef, loss=self.loss,
-                )  # fmt: skip
-            return float(value[0]), gradient.view(-1).cpu().numpy().astype(np.float64)
+    def full_batch_pass(self, gradient):
+        """Every step's gradient added into ``gradient``; the loss, a tensor.
 
-        return loss_and_grad
+        After :meth:`prepare_full_batch`, at the parameters as they are.
+        """
+        ws = self.ws
+        with np.errstate(over="ignore", invalid="ignore"):
+            for views in self.steps:
+                _step(ws, views, loss=self.loss)
+                gradient.add_(ws.grad)
+        value = _epoch_losses(
+            logits=self.logits, target=self.t_epoch,
+            loss_share=self.loss_share, squared_norms=self.squared_norms,
+            loss_coef=self.loss_coef, loss=self.loss,
+        )  # fmt: skip
+        return value[0]
+
+    def set_learning_rate(self, rate):
+        """SGD's learning rate for the next steps, of every model."""
+        self.optimizer.learning_rates.fill_(rate)
 
     def run_single_epoch(self, order):
         """One epoch of a trainer of one model (``fit``'s); its loss, a float.
@@ -474,7 +498,7 @@ class Trainer:
             w = torch.from_numpy(weight).to(device=device, dtype=dtype).unsqueeze(3)
             # skdnn's batch loss is the weighted mean over the batch's real
             # rows: padding adds 0 to both sums. A batch of zero weight
-            # contributes nothing, as in backward.
+            # contributes nothing, neither data nor penalty (not 0 / 0 = NaN).
             inverse_sum = w.sum(dim=2).reciprocal_().nan_to_num_(posinf=0.0)
             torch.mul(w, inverse_sum.unsqueeze(2), out=self.share)
             torch.mul(self.alpha, inverse_sum, out=self.coef)
