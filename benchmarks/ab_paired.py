@@ -19,7 +19,8 @@ classes. One untimed fit of each side comes first.
 
 Usage: ``python benchmarks/ab_paired.py [--before REV] [--after TREE_OR_REV]
 [--repeats 20] [--only W1 W2 W3 W4] [--json PATH]``. The verdicts are
-``ab.py``'s, on the median paired ratio.
+``ab.py``'s, on the median paired ratio. ``--only`` also takes S1, S2 and M1
+(see :func:`_extra_data`): sparse input, and masks past the trainer's bound.
 """
 
 import argparse
@@ -53,11 +54,48 @@ def _load_copies(trees, root):
     return packages
 
 
+def _extra_data(name):
+    """The data of a workload outside bench.py's, and its estimator's settings.
+
+    S1: sparse X, wide (1% of 4,000 x 2,000 set); S2: sparse X, narrow (5%
+    of 4,000 x 200); M1: dense X whose epoch's dropout masks pass the
+    trainer's bound (20,000 x 20 rows, (512, 512), dropout 0.2).
+    """
+    import numpy as np
+    import scipy.sparse
+
+    rng = np.random.RandomState(0)
+    if name == "M1":
+        X = rng.normal(size=(20_000, 20))
+        y = (X[:, 0] * X[:, 1] > 0).astype(int)
+        return X, y, dict(hidden_layer_sizes=(512, 512), dropout=0.2, max_iter=2)
+    shape, density = {"S1": ((4000, 2000), 0.01), "S2": ((4000, 200), 0.05)}[name]
+    X = scipy.sparse.random(*shape, density=density, format="csr", random_state=rng)
+    y = (
+        np.asarray(X[:, : shape[1] // 2].sum(axis=1)).ravel()
+        > 0.5 * density * shape[1] / 2
+    )
+    return X, y.astype(int), dict(hidden_layer_sizes=(64,), max_iter=10)
+
+
+EXTRA = ("S1", "S2", "M1")
+
+
 def _fits(packages, bench_dir, name):
     """Each side's fit of workload ``name``, as a callable of the seed."""
     sys.path.insert(0, str(bench_dir))
     bench = importlib.import_module("bench")
-    if name == "W4":
+    if name in EXTRA:
+        X, y, params = _extra_data(name)
+
+        def fit_of(package, model_selection):
+            def fit(seed):
+                clf = package.DNNClassifier(random_state=seed, **params)
+                return clf.fit(X, y)
+
+            return fit
+
+    elif name == "W4":
         search = importlib.import_module("search")
         from sklearn.model_selection import StratifiedKFold
 

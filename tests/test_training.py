@@ -338,7 +338,7 @@ def _windowed_epochs(monkeypatch):
     monkeypatch.setattr(
         skdnn._engine.windows.WindowedTrainer,
         "_trainer",
-        lambda self, rows: windows.append(len(rows)) or real(self, rows),
+        lambda self, rows, *args: windows.append(len(rows)) or real(self, rows, *args),
     )
     return windows
 

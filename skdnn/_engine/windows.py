@@ -80,24 +80,24 @@ class WindowedTrainer:
         """SGD's learning rate for the next steps (the schedules change it)."""
         self.learning_rate = rate
 
-    def _window(self, rows):
-        """The rows ``rows`` of the input, dense, as a trainer takes them."""
+    def _window(self, rows, X_rows):
+        """The rows ``rows`` of the input, dense, as a trainer takes them;
+        ``X_rows``, for sparse X, those rows of it."""
         checked = self.checked
 
         def take(values):
             return None if values is None else np.take(values, rows, axis=0)
 
-        X = checked.X
-        X = X[rows].toarray() if scipy.sparse.issparse(X) else take(X)
+        X = take(checked.X) if X_rows is None else X_rows.toarray()
         return SimpleNamespace(
             X=X, target=take(checked.target),
             sample_weight=take(checked.sample_weight), rates=checked.rates,
             torch_seed=0,  # bound: the fit's own generator draws the masks
         )  # fmt: skip
 
-    def _trainer(self, rows):
+    def _trainer(self, rows, X_rows=None):
         """The trainer of a window of ``len(rows)`` rows, loaded with them."""
-        window = self._window(rows)
+        window = self._window(rows, X_rows)
         trainer = self.trainers.get(len(rows))
         if trainer is None:
             trainer = Trainer(
@@ -113,17 +113,26 @@ class WindowedTrainer:
         return trainer
 
     def _windows(self, order):
-        n = self.checked.X.shape[0]
+        """Each window's rows, and for sparse X those rows of it: sparse X is
+        put in the epoch's order once, its windows then slices of that (one
+        gather of rows per window took a third of the time of densifying)."""
+        X = self.checked.X
+        n = X.shape[0]
+        sparse = scipy.sparse.issparse(X)
         if order is None:
             order = np.arange(n)
+        elif sparse:
+            X = X[order]
         for start in range(0, n, self.window_rows):
-            yield order[start : start + self.window_rows]
+            stop = start + self.window_rows
+            yield order[start:stop], X[start:stop] if sparse else None
 
     def run_single_epoch(self, order):
         """One epoch, window after window; its loss, as the trainer's."""
         total = 0.0
-        for rows in self._windows(order):
-            total += self._trainer(rows).run_single_epoch(None) * len(rows)
+        for rows, X_rows in self._windows(order):
+            trainer = self._trainer(rows, X_rows)
+            total += trainer.run_single_epoch(None) * len(rows)
         return total / self.checked.X.shape[0]
 
     def full_batch_objective(self):
@@ -133,7 +142,7 @@ class WindowedTrainer:
         sample_weight = self.checked.sample_weight
         n = self.checked.X.shape[0]
         total = n if sample_weight is None else float(np.sum(sample_weight))
-        sizes = [len(rows) for rows in self._windows(None)]
+        sizes = [len(rows) for rows, _ in self._windows(None)]
         n_steps = sum(-(-size // min(self.batch_size, size)) for size in sizes)
         flat, grad = self.bound[:2]
         gradient = torch.zeros_like(grad).view(1, -1)
@@ -143,8 +152,8 @@ class WindowedTrainer:
                 flat.copy_(torch.from_numpy(theta).view_as(flat))
                 gradient.zero_()
                 value = 0.0
-                for rows in self._windows(None):
-                    trainer = self._trainer(rows)
+                for rows, X_rows in self._windows(None):
+                    trainer = self._trainer(rows, X_rows)
                     trainer.prepare_full_batch(total_weight=total, n_steps=n_steps)
                     value += float(trainer.full_batch_pass(gradient))
             return value, gradient.view(-1).cpu().numpy().astype(np.float64)
