@@ -261,7 +261,6 @@ def fit_stochastic(estimator, fit, *, incremental, generator, dtype):
             epoch = epoch_runner(
                 estimator, X, fit.target, fit.sample_weight, batch_size=batch_size,
                 threads=threads, incremental=incremental, generator=generator,
-                dtype=dtype,
             )  # fmt: skip
             for _ in range(1 if incremental else estimator.max_iter):
                 # What a diverging epoch is undone to: one copy per epoch,
@@ -377,7 +376,7 @@ def _validator(estimator, validation, dtype):
 
 def epoch_runner(
     estimator, X, target, sample_weight, *, batch_size, threads, incremental,
-    generator, dtype,
+    generator,
 ):  # fmt: skip
     """The function that trains one epoch: ``epoch(order)``, its loss.
 
@@ -403,9 +402,12 @@ def epoch_runner(
     numpy_products = uses_numpy_products(estimator.device_, threads)
     window = _window_rows(estimator, X, batch_size)
     # What the kept trainer was made for: the same optimizer (and so its
-    # state's tensors), the same parameter buffer, layout and products.
+    # state's tensors), the same parameter buffer, layout and products. A
+    # whole epoch's trainer takes as many rows again; a windowed one any
+    # number, in windows of its length.
+    layout = ("rows", len(X)) if window is None else ("windows", window)
     key = (
-        optimizer, estimator._flat, window or len(X), batch_size, checked.rates,
+        optimizer, estimator._flat, layout, batch_size, checked.rates,
         sample_weight is None, numpy_products, X.dtype, estimator.solver,
     )  # fmt: skip
     if incremental and kept is not None and _same_key(kept[0], key):

@@ -368,6 +368,22 @@ def test_fits_whose_epoch_masks_would_be_large_train_in_windows(monkeypatch, sol
     _assert_is_the_torch_loop(windowed, record)
 
 
+def test_partial_fit_keeps_a_trainer_only_for_its_own_layout(monkeypatch):
+    # A chunk of 40 rows trains with a whole epoch's trainer; the next, of
+    # 80, has masks past the bound and trains in windows of 40 rows: it must
+    # not reload the first chunk's trainer, made for 40 rows exactly.
+    monkeypatch.setattr(skdnn._fitting, "_TRAINER_MASK_VALUES", 300)
+    monkeypatch.setattr(skdnn._engine.masks, "_MASK_VALUES", 240)
+    X, y = _blobs(n_samples=120)
+    record = _recorded_training(monkeypatch)
+    windows = _windowed_epochs(monkeypatch)
+    clf = DNNClassifier((6,), dropout=0.2, batch_size=20, random_state=0)
+    clf.partial_fit(X[:40], y[:40], classes=[0, 1, 2])
+    clf.partial_fit(X[40:], y[40:])
+    assert windows == [40, 40]
+    _assert_is_the_torch_loop(clf, record)
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
 @pytest.mark.parametrize("weighted", [False, True])

@@ -61,10 +61,6 @@ class WindowedTrainer:
         self.trainers = {}
         self.reload([checked])
 
-    @property
-    def n_rows(self):
-        return np.array([self.checked.X.shape[0]])
-
     def reload(self, prepared, *, generator=None):
         """Train next on new rows (any number: the windows are cut anew)."""
         (self.checked,) = prepared
