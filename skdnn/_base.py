@@ -319,7 +319,6 @@ class BaseDNN(BaseEstimator):
                 fit,
                 incremental=incremental,
                 generator=generator,
-                dtype=self.module_.weights[0].dtype,
             )
         return self
 

@@ -18,6 +18,15 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from ._device import blas_threads, n_threads_for, torch_threads
+from ._engine.epochs import (
+    DIVERGED,
+    INTERRUPTED,
+    MAX_ITER,
+    Progress,
+    Rules,
+    Shuffles,
+    run_epochs,
+)
 from ._engine.trainer import StackedModel, Trainer, uses_numpy_products
 from ._network import flatten_parameters
 from ._training import (
@@ -185,31 +194,27 @@ def train_batched(estimators, prepared, *, numpy_products=None, deferred=None):
         )
 
 
-def _shuffle_groups(estimators, prepared, n_rows):
-    """The shuffling models, grouped where they draw the same permutations.
+def stopping_rules(estimators, incremental=False):
+    """The engine's :class:`~skdnn._engine.epochs.Rules` of these estimators.
 
-    Models whose RandomStates start in the same state and that shuffle as
-    many rows draw the same permutation every epoch: a grid search with an
-    int ``random_state`` gives every candidate of a fold (and, with folds of
-    equal size, of every fold) the same stream. Each group draws once per
-    epoch from its first model's RandomState; the others' are left where
-    they started, which nothing reads: a RandomState made from an int seed
-    lives for its fit only. A model whose RandomState is its
-    ``random_state`` instance, which its fit advances for the caller, draws
-    from it itself, as does each model sharing one RandomState object.
+    ``incremental``: a partial_fit's, one epoch.
     """
-    groups, seen = {}, set()
-    for m, (est, fit) in enumerate(zip(estimators, prepared, strict=True)):
-        if not est.shuffle:
-            continue
-        if id(fit.rng) in seen or fit.rng is est.random_state:
-            key = ("own", m)
-        else:
-            seen.add(id(fit.rng))
-            _, state, pos, has_gauss, cached = fit.rng.get_state()
-            key = (state.tobytes(), pos, has_gauss, cached, int(n_rows[m]))
-        groups.setdefault(key, []).append(m)
-    return [np.array(members) for members in groups.values()]
+
+    def each(name, dtype=np.float64):
+        return np.array([getattr(est, name) for est in estimators], dtype=dtype)
+
+    return Rules(
+        max_iter=np.ones(len(estimators), dtype=np.int64) if incremental
+        else each("max_iter", np.int64),
+        tol=each("tol"),
+        n_iter_no_change=each("n_iter_no_change"),
+        schedule=tuple(
+            est.learning_rate if est.solver == "sgd" else "constant"
+            for est in estimators
+        ),
+        learning_rate_init=each("learning_rate_init"),
+        power_t=each("power_t"),
+    )  # fmt: skip
 
 
 def stacked_model(estimator):
@@ -243,9 +248,7 @@ def _train(estimators, prepared, *, numpy_products=None, deferred=None):
         batch_sizes=_batch_sizes(estimators, n_rows),
         numpy_products=numpy_products,
     )
-    curves, n_epochs, no_improvement, diverged = _run_epochs(
-        trainer, estimators, prepared, deferred
-    )
+    progress, diverged = _run_epochs(trainer, estimators, prepared, deferred)
     ws, adam = trainer.ws, trainer.optimizer
     for m, est in enumerate(estimators):
         if diverged[m]:
@@ -255,8 +258,8 @@ def _train(estimators, prepared, *, numpy_products=None, deferred=None):
             est,
             weights=[W[m] for W in ws.weights],
             biases=[b[m, 0] for b in ws.biases],
-            loss_curve=curves[: n_epochs[m], m].tolist(),
-            no_improvement_count=int(no_improvement[m]),
+            loss_curve=progress.curve(m),
+            no_improvement_count=int(progress.no_improvement[m]),
             adam_state=(adam.exp_avg[m], adam.exp_avg_sq[m], adam.steps[m]),
         )
     return diverged
@@ -266,63 +269,33 @@ def _run_epochs(trainer, estimators, prepared, deferred):
     """Run the trainer's epochs until every model stops by fit's stopping rule.
 
     A model that runs all its epochs issues fit's ConvergenceWarning, or
-    stores it in ``deferred`` (see :func:`train_batched`).
+    stores it in ``deferred`` (see :func:`train_batched`). A Ctrl-C stops
+    the search, as it did before the loop caught it.
 
     Returns
     -------
-    curves : ndarray of shape (n_epochs, n_models)
-        Every epoch's loss of every model; a model's loss curve is its first
-        ``n_epochs[m]`` rows.
-    n_epochs : ndarray of int of shape (n_models,)
-        The number of epochs each model ran.
-    no_improvement : ndarray of int of shape (n_models,)
-        Each model's count of epochs without improvement, at its last epoch.
+    progress : Progress
+        Every model's record (see :func:`~skdnn._engine.epochs.run_epochs`).
     diverged : ndarray of bool of shape (n_models,)
         Models whose loss or weights became infinite or NaN.
     """
-    M = len(estimators)
-    n_rows = trainer.n_rows
-    max_iter = np.array([est.max_iter for est in estimators])
-    tol = np.array([est.tol for est in estimators])
+    progress = Progress(
+        len(estimators), learning_rates=[est.learning_rate_init for est in estimators]
+    )
+    shuffles = Shuffles(
+        [fit.rng for fit in prepared], [est.shuffle for est in estimators],
+        trainer.n_rows,
+        [fit.rng is est.random_state for est, fit in zip(estimators, prepared,
+                                                          strict=True)],
+    )  # fmt: skip
+    run_epochs(trainer, stopping_rules(estimators), progress, shuffles=shuffles)
+    if (progress.stop == INTERRUPTED).any():
+        raise KeyboardInterrupt
     patience = np.array([est.n_iter_no_change for est in estimators], dtype=float)
-    running = np.ones(M, dtype=bool)
-    diverged = np.zeros(M, dtype=bool)
-    curves = []
-    best = np.full(M, np.inf)
-    no_improvement = np.zeros(M, dtype=int)
-    n_epochs = np.zeros(M, dtype=int)
-    orders = [np.arange(n) for n in n_rows]
-    shuffled = _shuffle_groups(estimators, prepared, n_rows)
-
-    epoch = 0
-    while running.any():
-        # Each model's epoch as the sequential fit makes it: its own
-        # permutation from its own RandomState (see _shuffle_groups).
-        for members in shuffled:
-            if running[members].any():
-                first = members[0]
-                order = prepared[first].rng.permutation(n_rows[first])
-                for m in members:
-                    orders[m] = order
-        epoch_loss, finite = trainer.run_epoch(orders, running)
-        # fit's stopping rule for every running model at once.
-        now_diverged = running & ~(np.isfinite(epoch_loss) & finite)
-        diverged |= now_diverged
-        running &= ~now_diverged
-        curves.append(epoch_loss)
-        epoch += 1
-        n_epochs[running] = epoch
-        worse = epoch_loss > best - tol
-        no_improvement = np.where(running, np.where(worse, no_improvement + 1, 0),
-                                  no_improvement)  # fmt: skip
-        best = np.where(running, np.minimum(best, epoch_loss), best)
-        patient = no_improvement <= patience
-        out_of_epochs = running & patient & (epoch >= max_iter)
-        running &= patient & (epoch < max_iter)
-        for m in np.flatnonzero(out_of_epochs & np.isfinite(patience)):
-            message = max_iter_message(max_iter[m])
-            if deferred is not None and m in deferred:
-                deferred[m] = message
-            else:
-                warnings.warn(message, ConvergenceWarning, stacklevel=3)
-    return np.array(curves).reshape(-1, M), n_epochs, no_improvement, diverged
+    for m in np.flatnonzero((progress.stop == MAX_ITER) & np.isfinite(patience)):
+        message = max_iter_message(estimators[m].max_iter)
+        if deferred is not None and m in deferred:
+            deferred[m] = message
+        else:
+            warnings.warn(message, ConvergenceWarning, stacklevel=3)
+    return progress, progress.stop == DIVERGED

@@ -3,10 +3,9 @@
 Functions of a fitted-in-progress estimator (:class:`skdnn._base.BaseDNN`):
 :func:`fit_lbfgs_model` runs scipy's L-BFGS-B over the whole data;
 :func:`fit_stochastic` runs the epochs of 'adam' and 'sgd' with their
-stopping rules (``tol`` and ``n_iter_no_change`` on the training loss or
-the validation score, the learning-rate schedules), the rollback of a
-diverging epoch and the handling of Ctrl-C. :func:`epoch_runner` chooses,
-once per fit, what trains an epoch.
+stopping rules through the engine's epoch loop, and records the epochs
+and warns as the fit ended. :func:`epoch_runner` chooses, once per fit,
+what trains an epoch.
 """
 
 # Authors: The skdnn developers
@@ -21,24 +20,29 @@ import scipy.sparse
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._batched import new_optimizer, stacked_model
+from ._batched import new_optimizer, stacked_model, stopping_rules
 from ._device import blas_threads, n_threads_for, torch_threads
+from ._engine.epochs import (
+    DIVERGED,
+    INTERRUPTED,
+    MAX_ITER,
+    Progress,
+    Shuffles,
+    run_epochs,
+)
 from ._engine.masks import mask_blocks
 from ._engine.trainer import Trainer, uses_numpy_products
+from ._engine.validation import StackedValidation
 from ._engine.windows import WindowedTrainer
 from ._network import flatten_parameters, is_flattened
 from ._training import (
     adam_state,
     block_rows,
     clipped_batch_size,
-    evaluate,
     fit_lbfgs,
     max_iter_message,
     sgd_momentum_buffer,
 )
-
-# Below this learning rate, 'adaptive' SGD stops instead of dividing it again.
-_MIN_ADAPTIVE_LEARNING_RATE = 1e-6
 
 # At most this many dropout mask values per epoch (128 MiB in float64, and a
 # quarter of that again for their random bits) for a fit through the
@@ -56,50 +60,6 @@ _DENSE_WINDOW_VALUES = 2**18
 def _all_finite(tensors):
     """Whether no value of these tensors is NaN or infinite."""
     return all(bool(torch.isfinite(t).all()) for t in tensors)
-
-
-def _finite_sum(tensor):
-    """Whether the sum of a tensor is finite: false when any value is not.
-
-    Also false when the sum of finite values overflows, which takes weights so
-    large that training has diverged anyway. Far cheaper than
-    ``torch.isfinite(tensor).all()``, which matters once per epoch.
-    """
-    return math.isfinite(tensor.sum().item())
-
-
-def _training_snapshot(flat, optimizer=None):
-    """A copy of the flat parameters, and of the optimizer's state when given."""
-    state = None
-    if optimizer is not None:
-        state = {
-            key: value.clone() if isinstance(value, torch.Tensor) else value
-            for key, value in optimizer.state.get(flat, {}).items()
-        }
-    return flat.detach().clone(), state
-
-
-def _restore_training_snapshot(flat, optimizer, snapshot):
-    """Put back a snapshot's parameters, and its optimizer state if it has one.
-
-    Without one, the optimizer's state is zeroed, as Adam and SGD (without
-    dampening) start it: the state after a diverged epoch holds NaN, which
-    would spoil every later step.
-    """
-    params, saved = snapshot
-    with torch.no_grad():
-        flat.copy_(params)
-    if saved is not None and not saved:
-        # Copied before the first step: back to no state at all.
-        optimizer.state.pop(flat, None)
-        return
-    # In place: a step function may hold on to the state's tensors.
-    for key, value in optimizer.state.get(flat, {}).items():
-        if isinstance(value, torch.Tensor):
-            if saved is None:
-                value.zero_()
-            else:
-                value.copy_(saved[key])
 
 
 # ---------------------------------------------------------------- L-BFGS
@@ -231,11 +191,13 @@ def _record_lbfgs(estimator, result, losses, diverged):
 # ------------------------------------------------------- stochastic solvers
 
 
-def fit_stochastic(estimator, fit, *, incremental, generator, dtype):
+def fit_stochastic(estimator, fit, *, incremental, generator):
     """Train the epochs of one ``fit`` or ``partial_fit`` with 'adam' or 'sgd'.
 
     ``fit`` is the checked input (``X``, ``target``, ``sample_weight``,
-    ``validation``, ``rng``); the estimator's model is set up for it.
+    ``validation``, ``rng``); the estimator's model is set up for it. The
+    engine's epoch loop (:func:`~skdnn._engine.epochs.run_epochs`) trains it
+    as a batch of one, by the estimator's stopping rules.
     """
     X, n_samples = fit.X, fit.X.shape[0]
     batch_size = clipped_batch_size(estimator.batch_size, n_samples, stacklevel=4)
@@ -248,9 +210,8 @@ def fit_stochastic(estimator, fit, *, incremental, generator, dtype):
     threads = n_threads_for(
         estimator.n_threads, device=estimator.device_, macs_per_step=macs
     )
-    validate = _validator(estimator, fit.validation, dtype)
     estimator.n_iter_ = 0
-    kept = lowest = None
+    progress = None
     try:
         # numpy's BLAS keeps to one thread, whose threads would compete
         # with torch's for the cores: the batched trainer multiplies
@@ -258,119 +219,116 @@ def fit_stochastic(estimator, fit, *, incremental, generator, dtype):
         with torch_threads(threads), blas_threads(1):
             # Inside the try, where a Ctrl-C is handled: the batched
             # trainer gives the optimizer its (zero) state.
-            epoch = epoch_runner(
+            trainer = epoch_runner(
                 estimator, X, fit.target, fit.sample_weight, batch_size=batch_size,
                 threads=threads, incremental=incremental, generator=generator,
             )  # fmt: skip
-            for _ in range(1 if incremental else estimator.max_iter):
-                # What a diverging epoch is undone to: one copy per epoch,
-                # and of the optimizer's state for partial_fit alone (fit
-                # makes a new optimizer at each call).
-                kept = _training_snapshot(
-                    estimator._flat, estimator._optimizer if incremental else None
-                )
-                order = fit.rng.permutation(n_samples) if estimator.shuffle else None
-                loss = epoch(order)
-                if not (math.isfinite(loss) and _finite_sum(estimator._flat)):
-                    _undo_divergence(estimator, loss, kept, lowest)
-                    break
-                if lowest is None or loss < lowest[0]:
-                    lowest = (loss, estimator.n_iter_ + 1, kept)
-                if _end_of_epoch(estimator, loss, n_samples, validate):
-                    break
-            else:
-                # With n_iter_no_change=inf, running all max_iter epochs
-                # is what was asked for (to record whole curves).
-                if not incremental and np.isfinite(estimator.n_iter_no_change):
-                    warnings.warn(
-                        max_iter_message(estimator.max_iter),
-                        ConvergenceWarning,
-                        stacklevel=4,
-                    )
+            progress = Progress(
+                1, learning_rates=[estimator._optimizer.param_groups[0]["lr"]],
+                t=[estimator.t_], best_loss=[_or(estimator.best_loss_, np.inf)],
+                best_score=[_or(estimator.best_validation_score_, -np.inf)],
+                no_improvement=[estimator._no_improvement_count],
+            )  # fmt: skip
+            run_epochs(
+                trainer, stopping_rules([estimator], incremental), progress,
+                shuffles=Shuffles([fit.rng], [estimator.shuffle], [n_samples], [True]),
+                validation=_validation(estimator, fit.validation),
+                keep_optimizer_state=incremental,
+                log=(lambda message, m: print(message)) if estimator.verbose else None,
+            )  # fmt: skip
     except KeyboardInterrupt:
-        if kept is not None and not _finite_sum(estimator._flat):
-            _restore_training_snapshot(estimator._flat, estimator._optimizer, kept)
+        # Before the first epoch: nothing has changed.
+        progress = None
+    _record_progress(estimator, progress, incremental)
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+def _validation(estimator, validation):
+    """Early stopping's :class:`~skdnn._engine.validation.StackedValidation`
+    of the estimator's split, or None without it."""
+    if not estimator.early_stopping:
+        return None
+    weights = estimator.module_.weights
+    return StackedValidation(
+        [tuple(W.shape) for W in weights], estimator.module_.activation,
+        estimator._loss, [validation], dtype=weights[0].dtype,
+        device=estimator.device_,
+    )  # fmt: skip
+
+
+def _record_progress(estimator, progress, incremental):
+    """Give the estimator its epochs' record, and warn as the fit ended."""
+    if progress is None or progress.stop[0] == INTERRUPTED:
         # Ctrl-C may have caught the optimizer halfway through a step (its
         # first creates its state): a later partial_fit starts a new one.
         estimator._optimizer = None
+    if progress is not None:
+        _record_epochs(estimator, progress)
+    stop = "" if progress is None else progress.stop[0]
+    if progress is None or stop == INTERRUPTED:
         warnings.warn(
             f"Training interrupted by user after {estimator.n_iter_} complete "
             "epoch(s); the model keeps the weights it has.",
-            stacklevel=4,
+            stacklevel=5,
         )
-    if validate is not None:
-        validate.restore_best()
+    elif stop == DIVERGED:
+        warnings.warn(
+            divergence_message(estimator, progress, 0), ConvergenceWarning,
+            stacklevel=5,
+        )  # fmt: skip
+    elif stop == MAX_ITER and not incremental:
+        # With n_iter_no_change=inf, running all max_iter epochs is what was
+        # asked for (to record whole curves).
+        if np.isfinite(estimator.n_iter_no_change):
+            warnings.warn(
+                max_iter_message(estimator.max_iter), ConvergenceWarning,
+                stacklevel=5,
+            )  # fmt: skip
 
 
-def _end_of_epoch(estimator, loss, n_samples, validate):
-    """Record a completed epoch; whether training stops after it."""
-    estimator.n_iter_ += 1
-    estimator.t_ += n_samples
-    estimator.loss_ = loss
-    estimator.loss_curve_.append(loss)
-    message = f"Iteration {estimator.n_iter_}, loss = {loss:.8f}"
-    if validate is not None:
-        validate()
-        message += f", validation score = {estimator.validation_scores_[-1]:.6f}"
+def _record_epochs(estimator, progress, m=0):
+    """The fitted attributes of model m's epochs of a run of the loop."""
+    curve = progress.curve(m)
+    estimator.n_iter_ = len(curve)
+    estimator.t_ = int(progress.t[m])
+    estimator.loss_curve_.extend(curve)
+    if curve:
+        estimator.loss_ = curve[-1]
+    estimator._no_improvement_count = int(progress.no_improvement[m])
+    if estimator.early_stopping:
+        estimator.validation_scores_.extend(progress.curve(m, progress.scores))
+        estimator.validation_loss_curve_.extend(
+            progress.curve(m, progress.validation_losses)
+        )
+        estimator.best_validation_score_ = float(progress.best_score[m])
     else:
-        _record_training_loss(estimator, loss)
-    if estimator.verbose:
-        print(message)
-    _schedule_learning_rate(estimator)
-    return _should_stop(estimator)
+        estimator.best_loss_ = float(progress.best_loss[m])
+    if estimator._optimizer is not None and estimator.solver == "sgd":
+        # The schedule's rate, which a later partial_fit continues from.
+        estimator._optimizer.param_groups[0]["lr"] = float(progress.learning_rates[m])
 
 
-class _Validation:
-    """Early stopping's validation: the score after each epoch, the best weights.
-
-    Calling it scores the model on the validation split, records the score
-    and its loss, counts the epochs without improvement, and keeps a copy of
-    the parameters of the best score, which :meth:`restore_best` puts back.
-    """
-
-    def __init__(self, estimator, X_val, t_val, sw_val):
-        self.estimator = estimator
-        self.data = X_val, t_val, sw_val
-        self.best = [p.detach().clone() for p in estimator.module_.parameters()]
-
-    def __call__(self):
-        est = self.estimator
-        weights, biases = est.module_.layers()
-        loss, score = evaluate(
-            weights, biases, *self.data, activation=est.activation, loss=est._loss
+def divergence_message(estimator, progress, m):
+    """The warning of model m's diverged epoch, saying what the model keeps."""
+    back = progress.rolled_back_to[m]
+    if estimator.early_stopping:
+        what = "the weights of its best validation score"
+    elif back == 0:
+        what = "the weights it had before that epoch"
+    else:
+        what = (
+            f"the weights it had at the start of epoch {back}, the epoch of lowest loss"
         )
-        est.validation_scores_.append(score)
-        est.validation_loss_curve_.append(loss)
-        if score < est.best_validation_score_ + est.tol:
-            est._no_improvement_count += 1
-        else:
-            est._no_improvement_count = 0
-        if score > est.best_validation_score_:
-            est.best_validation_score_ = score
-            with torch.no_grad():
-                for best, param in zip(
-                    self.best, est.module_.parameters(), strict=True
-                ):
-                    best.copy_(param)
-
-    def restore_best(self):
-        with torch.no_grad():
-            for param, best in zip(
-                self.estimator.module_.parameters(), self.best, strict=True
-            ):
-                param.copy_(best)
-
-
-def _validator(estimator, validation, dtype):
-    """The early stopping's :class:`_Validation`, or None without it."""
-    if not estimator.early_stopping:
-        return None
-    X_val, t_val, sw_val = validation
-    return _Validation(
-        estimator,
-        estimator._rows(X_val, dtype),
-        estimator._target_tensor(t_val, dtype),
-        estimator._weight_tensor(sw_val, dtype),
+    return (
+        f"Training diverged in epoch {progress.n_iter[m] + 1}: the loss "
+        f"({progress.diverged_loss[m]}) or the weights became infinite or NaN "
+        f"with solver={estimator.solver!r} and "
+        f"learning_rate_init={estimator.learning_rate_init!r}. Training "
+        f"stopped; the model keeps {what}. Lower learning_rate_init, or "
+        "scale X (for instance with StandardScaler)."
     )
 
 
@@ -378,10 +336,9 @@ def epoch_runner(
     estimator, X, target, sample_weight, *, batch_size, threads, incremental,
     generator,
 ):  # fmt: skip
-    """The function that trains one epoch: ``epoch(order)``, its loss.
+    """The trainer of one fit's epochs, for the engine's epoch loop.
 
-    ``order`` is the permutation of the rows (an ndarray) or None. Every
-    fit with Adam or SGD trains through the engine's trainer, as a batch of
+    Every fit with Adam or SGD trains through the engine's trainer, as a batch of
     one bound to this model's parameters, optimizer state and dropout
     generator: the steps and draws of the batched searches' fits. Small
     networks multiply through numpy there (see
@@ -420,16 +377,7 @@ def epoch_runner(
         )  # fmt: skip
     if incremental:
         estimator._partial_trainer = (key, trainer)
-    if estimator.solver == "adam":
-        return trainer.run_single_epoch
-
-    def sgd_epoch(order):
-        # The schedules change the torch optimizer's rate between epochs,
-        # and scale its momentum buffer, which the trainer shares.
-        trainer.set_learning_rate(optimizer.param_groups[0]["lr"])
-        return trainer.run_single_epoch(order)
-
-    return sgd_epoch
+    return trainer
 
 
 def _bound_trainer(estimator, checked, *, batch_size, window, numpy_products,
@@ -487,90 +435,3 @@ def _same_key(a, b):
         x is y if isinstance(x, torch.Tensor | torch.optim.Optimizer) else x == y
         for x, y in zip(a, b, strict=True)
     )
-
-
-def _undo_divergence(estimator, loss, kept, lowest):
-    """Go back to the weights of the epoch of lowest loss, and warn.
-
-    ``kept`` is the snapshot from the start of the diverging epoch;
-    ``lowest`` is (loss, epoch, snapshot from its start) or None.
-    """
-    if estimator.early_stopping:
-        # The weights of the best validation score replace these at the end.
-        _restore_training_snapshot(estimator._flat, estimator._optimizer, kept)
-        what = "the weights of its best validation score"
-    elif lowest is None:
-        _restore_training_snapshot(estimator._flat, estimator._optimizer, kept)
-        what = "the weights it had before that epoch"
-    else:
-        _restore_training_snapshot(estimator._flat, estimator._optimizer, lowest[2])
-        what = (
-            f"the weights it had at the start of epoch {lowest[1]}, the epoch "
-            "of lowest loss"
-        )
-    warnings.warn(
-        f"Training diverged in epoch {estimator.n_iter_ + 1}: the loss ({loss}) "
-        f"or the weights became infinite or NaN with solver={estimator.solver!r} "
-        f"and learning_rate_init={estimator.learning_rate_init!r}. Training "
-        f"stopped; the model keeps {what}. Lower learning_rate_init, or "
-        "scale X (for instance with StandardScaler).",
-        ConvergenceWarning,
-        stacklevel=5,
-    )
-
-
-def _record_training_loss(estimator, loss):
-    if loss > estimator.best_loss_ - estimator.tol:
-        estimator._no_improvement_count += 1
-    else:
-        estimator._no_improvement_count = 0
-    estimator.best_loss_ = min(estimator.best_loss_, loss)
-
-
-def _set_learning_rate(optimizer, rate):
-    """Give SGD a new learning rate with scikit-learn's momentum semantics.
-
-    scikit-learn's SGD keeps a velocity, the sum of its past steps, each at
-    the rate it was taken with (``v = momentum * v - lr * grad``); torch's
-    keeps a sum of past gradients, ``buf = momentum * buf + grad``, and
-    multiplies all of it by the current rate. The two agree while the rate
-    is constant (``v = -lr * buf``); scaling the buffer by ``old / new`` as
-    the rate changes keeps them equal under 'invscaling' and 'adaptive'.
-    """
-    for group in optimizer.param_groups:
-        old, group["lr"] = group["lr"], rate
-        for param in group["params"]:
-            buffer = optimizer.state.get(param, {}).get("momentum_buffer")
-            if buffer is not None:
-                buffer.mul_(old / rate)
-
-
-def _schedule_learning_rate(estimator):
-    if estimator.solver == "sgd" and estimator.learning_rate == "invscaling":
-        rate = estimator.learning_rate_init / (estimator.t_ + 1) ** estimator.power_t
-        _set_learning_rate(estimator._optimizer, rate)
-
-
-def _should_stop(estimator):
-    """Stop, or for 'adaptive' SGD divide the learning rate, on a plateau."""
-    if estimator._no_improvement_count <= estimator.n_iter_no_change:
-        return False
-    what = "Validation score" if estimator.early_stopping else "Training loss"
-    message = (
-        f"{what} did not improve more than tol={estimator.tol} for "
-        f"{estimator.n_iter_no_change} consecutive epochs."
-    )
-    group = estimator._optimizer.param_groups[0]
-    if (
-        estimator.solver == "sgd"
-        and estimator.learning_rate == "adaptive"
-        and group["lr"] > _MIN_ADAPTIVE_LEARNING_RATE
-    ):
-        _set_learning_rate(estimator._optimizer, group["lr"] / 5.0)
-        estimator._no_improvement_count = 0
-        if estimator.verbose:
-            print(f"{message} Setting learning rate to {group['lr']:f}")
-        return False
-    if estimator.verbose:
-        print(f"{message} Stopping.")
-    return True

@@ -201,8 +201,24 @@ def test_ctrl_c_with_early_stopping_restores_the_best_weights():
     _assert_same_weights(interrupted, until_best)
 
 
+class _EndingIn:
+    """A fit's trainer whose every epoch ends in ``after`` (see below)."""
+
+    def __init__(self, trainer, estimator, after):
+        self._trainer, self._estimator, self._after = trainer, estimator, after
+
+    def __getattr__(self, name):
+        return getattr(self._trainer, name)
+
+    def run_epoch(self, orders, running):
+        losses, _ = self._trainer.run_epoch(orders, running)
+        loss = self._after(self._estimator, float(losses[0]))
+        finite = bool(torch.isfinite(self._trainer.flat).all())
+        return np.array([loss]), np.array([finite])
+
+
 def _after_each_epoch(monkeypatch, after):
-    """Make each epoch a fit trains, on either engine, end in ``after``.
+    """Make each epoch a fit trains end in ``after``.
 
     ``after(model, loss)`` runs once the epoch has trained; what it returns
     is the epoch's loss as the fit sees it.
@@ -210,8 +226,7 @@ def _after_each_epoch(monkeypatch, after):
     real = skdnn._fitting.epoch_runner
 
     def runner(estimator, *args, **kwargs):
-        epoch = real(estimator, *args, **kwargs)
-        return lambda order: after(estimator, epoch(order))
+        return _EndingIn(real(estimator, *args, **kwargs), estimator, after)
 
     monkeypatch.setattr(skdnn._fitting, "epoch_runner", runner)
 

@@ -136,20 +136,25 @@ def _recorded_training(monkeypatch):
     )
 
     def recording_runner(estimator, X, target, sample_weight, **kwargs):
-        epoch = runner(estimator, X, target, sample_weight, **kwargs)
+        trainer = runner(estimator, X, target, sample_weight, **kwargs)
 
-        def recorded(order):
+        def recorded(orders, running):
             record.epochs.append(
                 SimpleNamespace(
                     X=X, target=target, sample_weight=sample_weight,
-                    batch_size=kwargs["batch_size"], order=order,
+                    batch_size=kwargs["batch_size"], order=orders[0].copy(),
                     steps=(steps := []),
                 )
             )  # fmt: skip
             record.steps = steps
-            return epoch(order)
+            return trainer.run_epoch(orders, running)
 
-        return recorded
+        return SimpleNamespace(
+            run_epoch=recorded, flat=trainer.flat, n_rows=trainer.n_rows,
+            optimizer_state=trainer.optimizer_state,
+            momentum_buffer=trainer.momentum_buffer,
+            set_learning_rates=trainer.set_learning_rates,
+        )  # fmt: skip
 
     def recording_step(ws, views, *, loss):
         assert views.X_T.shape[0] == 1, "a fit trains one model"
@@ -197,7 +202,7 @@ def _torch_loop(clf, record):
     losses, after = [], []
     for epoch in record.epochs:
         n, batch = epoch.X.shape[0], epoch.batch_size
-        order = np.arange(n) if epoch.order is None else epoch.order
+        order = epoch.order
         X = epoch.X.toarray() if scipy.sparse.issparse(epoch.X) else epoch.X
         X = torch.from_numpy(np.asarray(X)).to(dtype)
         target = torch.from_numpy(epoch.target)

@@ -40,11 +40,15 @@ class Loss:
     index_target : bool
         Whether the target is class indices (int64, one per sample, with
         the outputs' axis of size 1) rather than values, one per output.
+    classification : bool
+        Whether the loss is a classifier's: its models are scored by
+        accuracy (:meth:`hits`), a regressor's by R^2.
     """
 
     name = None
     out_activation = None
     index_target = False
+    classification = False
 
     def per_sample(self, raw, target, dim):
         """Each sample's loss, summed over its outputs (keeps ``dim``)."""
@@ -94,6 +98,7 @@ class MulticlassLogLoss(Loss):
     name = "multiclass_log_loss"
     out_activation = "softmax"
     index_target = True
+    classification = True
 
     def per_sample(self, raw, target, dim):
         return torch.log_softmax(raw, dim=dim).gather(dim, target).neg_()
@@ -136,6 +141,7 @@ class MultilabelLogLoss(Loss):
 
     name = "multilabel_log_loss"
     out_activation = "logistic"
+    classification = True
 
     def per_sample(self, raw, target, dim):
         return F.binary_cross_entropy_with_logits(raw, target, reduction="none").sum(

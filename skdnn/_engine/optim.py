@@ -82,8 +82,7 @@ def make_sgd(*, flat, grad, learning_rates, momentum, nesterov, state=None):
     with Nesterov's momentum, or ``lr * buf`` without. Its
     ``learning_rates``, of shape (n_models, 1), may be changed between
     steps; a caller that keeps scikit-learn's momentum semantics scales the
-    buffer by ``old / new`` rate as it does (see
-    ``skdnn._fitting._set_learning_rate``).
+    buffer by ``old / new`` rate as it does (:func:`rescale_momentum`).
 
     Parameters
     ----------
@@ -124,6 +123,23 @@ def make_sgd(*, flat, grad, learning_rates, momentum, nesterov, state=None):
             flat.addcmul_(direction, step, value=-1)
 
     return BatchedSGD(epoch, apply, lr, buffer)
+
+
+def rescale_momentum(buffer, old, new):
+    """Keep scikit-learn's SGD momentum as the models' learning rates change.
+
+    scikit-learn's SGD keeps a velocity, the sum of its past steps, each at
+    the rate it was taken with (``v = momentum * v - lr * grad``); torch's
+    keeps a sum of past gradients, ``buf = momentum * buf + grad``, and
+    multiplies all of it by the current rate. The two agree while the rate
+    is constant (``v = -lr * buf``); scaling each model's buffer (a row of
+    ``buffer``) by ``old / new`` as its rate changes keeps them equal under
+    'invscaling' and 'adaptive'.
+    """
+    factors = np.asarray(old, dtype=np.float64) / np.asarray(new, dtype=np.float64)
+    with torch.no_grad():
+        for m in np.flatnonzero(factors != 1):
+            buffer[m].mul_(float(factors[m]))
 
 
 def make_adam(

@@ -214,6 +214,8 @@ class Trainer:
                     W[m].copy_(value)
                 for b, value in zip(ws.biases, model.biases, strict=True):
                     b[m, 0].copy_(value)
+        self.solver = first.solver
+        self.learning_rates = np.array([model.learning_rate for model in models])
         self.optimizer = make_stacked_optimizer(
             models, flat=ws.flat, grad=ws.grad, state=optimizer_state
         )
@@ -444,7 +446,41 @@ class Trainer:
 
     def set_learning_rate(self, rate):
         """SGD's learning rate for the next steps, of every model."""
-        self.optimizer.learning_rates.fill_(rate)
+        self.set_learning_rates(np.full(len(self.n_rows), rate))
+
+    def set_learning_rates(self, rates):
+        """Each model's learning rate for the next steps (SGD's schedules).
+
+        Adam's rates are fixed: setting other ones is an error.
+        """
+        rates = np.asarray(rates, dtype=np.float64)
+        if self.solver == "sgd":
+            self.optimizer.learning_rates.copy_(torch.from_numpy(rates).reshape(-1, 1))
+        elif not np.array_equal(rates, self.learning_rates):
+            raise ValueError(
+                f"Adam's learning rates are fixed at {self.learning_rates}; "
+                f"got {rates}."
+            )
+        self.learning_rates = rates
+
+    @property
+    def flat(self):
+        """Every model's parameters, one row each (weights, then biases)."""
+        return self.ws.flat
+
+    @property
+    def optimizer_state(self):
+        """The optimizers' state tensors, one row (or entry) per model."""
+        optimizer = self.optimizer
+        if self.solver == "sgd":
+            buffer = optimizer.momentum_buffer
+            return () if buffer is None else (buffer,)
+        return (optimizer.exp_avg, optimizer.exp_avg_sq, optimizer.steps)
+
+    @property
+    def momentum_buffer(self):
+        """SGD's momentum buffers, one row per model; None for Adam or none."""
+        return self.optimizer.momentum_buffer if self.solver == "sgd" else None
 
     def run_single_epoch(self, order):
         """One epoch of a trainer of one model (``fit``'s); its loss, a float.

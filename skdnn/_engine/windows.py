@@ -76,6 +76,49 @@ class WindowedTrainer:
         """SGD's learning rate for the next steps (the schedules change it)."""
         self.learning_rate = rate
 
+    def set_learning_rates(self, rates):
+        """:meth:`set_learning_rate`, as a trainer of one model takes it."""
+        (rate,) = rates
+        if self.model.solver == "sgd":
+            self.learning_rate = float(rate)
+        elif rate != self.model.learning_rate:
+            raise ValueError(
+                f"Adam's learning rate is fixed at {self.model.learning_rate}; "
+                f"got {rate}."
+            )
+
+    @property
+    def n_rows(self):
+        return np.array([self.checked.X.shape[0]])
+
+    @property
+    def flat(self):
+        """The bound parameters, as one model's row."""
+        return self.bound[0].view(1, -1)
+
+    @property
+    def optimizer_state(self):
+        """The bound optimizer state, as one model's rows (see Trainer's)."""
+        state = self.bound[2]
+        if self.model.solver == "sgd":
+            return () if state is None else (state.view(1, -1),)
+        exp_avg, exp_avg_sq, step = state
+        return (exp_avg.view(1, -1), exp_avg_sq.view(1, -1), step.view(1))
+
+    @property
+    def momentum_buffer(self):
+        if self.model.solver != "sgd" or self.bound[2] is None:
+            return None
+        return self.bound[2].view(1, -1)
+
+    def run_epoch(self, orders, running):
+        """:meth:`run_single_epoch` as a trainer of one model runs an epoch:
+        its loss and whether its parameters are finite, arrays of one."""
+        (order,) = orders
+        loss = self.run_single_epoch(order)
+        finite = np.isfinite(float(self.flat.sum()))
+        return np.array([loss]), np.array([finite])
+
     def _window(self, rows, X_rows):
         """The rows ``rows`` of the input, dense, as a trainer takes them;
         ``X_rows``, for sparse X, those rows of it."""
