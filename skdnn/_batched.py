@@ -28,12 +28,14 @@ from ._engine.epochs import (
     run_epochs,
 )
 from ._engine.trainer import StackedModel, Trainer, uses_numpy_products
+from ._engine.validation import StackedValidation
 from ._network import flatten_parameters
 from ._training import (
     clipped_batch_size,
     load_adam_state,
     make_optimizer,
     max_iter_message,
+    sgd_momentum_buffer,
     uses_nesterov,
 )
 
@@ -41,13 +43,11 @@ from ._training import (
 def batchable_reason(estimator):
     """Why a DNNClassifier's fit cannot be batched, or None when it can.
 
-    The batched trainer does what ``fit`` does for Adam without early
-    stopping on dense input; anything else trains sequentially.
+    The batched trainer does what ``fit`` does with Adam and SGD, early
+    stopping included, on dense input; anything else trains sequentially.
     """
-    if estimator.solver != "adam":
-        return f"solver={estimator.solver!r} (only 'adam' is batched)"
-    if estimator.early_stopping:
-        return "early_stopping=True"
+    if estimator.solver == "lbfgs":
+        return "solver='lbfgs' (only 'adam' and 'sgd' are batched)"
     if estimator.verbose:
         return "verbose=True (per-epoch messages)"
     if estimator.warm_start:
@@ -98,49 +98,74 @@ def group_key(estimator):
     """Models with equal keys can be trained in one batch."""
     module = estimator.module_
     units = (module.weights[0].shape[0], *(W.shape[1] for W in module.weights))
+    # The solver's settings that its models share (each has its own rate).
+    if estimator.solver == "sgd":
+        nesterov = uses_nesterov(estimator.nesterovs_momentum, estimator.momentum)
+        solver = ("sgd", estimator.momentum, nesterov)
+    else:
+        solver = ("adam", estimator.beta_1, estimator.beta_2, estimator.epsilon)
     return (
         units,
         module.activation,
         estimator.out_activation_,
         module.weights[0].dtype,
         estimator.device_,
-        estimator.beta_1,
-        estimator.beta_2,
-        estimator.epsilon,
+        solver,
+        estimator._validates(),
     )
 
 
-def finish_fit(
-    estimator, *, weights, biases, loss_curve, no_improvement_count, adam_state
-):
-    """Give a prepared estimator its trained weights and the record of its fit.
+def finish_fit(estimator, trainer, progress, m):
+    """Give a prepared estimator the trained model m of a trainer's batch.
 
-    ``adam_state`` is the model's ``(exp_avg, exp_avg_sq, step)``: the
-    estimator gets the optimizer ``fit`` leaves, in that state, so that
-    ``partial_fit`` continues Adam as it would after ``fit``.
+    Its weights, the record of its epochs (``progress``, the engine loop's),
+    and the optimizer ``fit`` leaves, in model m's state, so that
+    ``partial_fit`` continues it as it would after ``fit``.
     """
+    ws, optimizer = trainer.ws, trainer.optimizer
     with torch.no_grad():
-        for param, value in zip(estimator.module_.weights, weights, strict=True):
-            param.copy_(value)
-        for param, value in zip(estimator.module_.biases, biases, strict=True):
-            param.copy_(value)
-    n_samples = estimator._batched_n_samples
-    del estimator._batched_n_samples
-    estimator.n_iter_ = len(loss_curve)
-    estimator.t_ = n_samples * len(loss_curve)
-    estimator.loss_curve_ = list(loss_curve)
-    estimator.loss_ = loss_curve[-1] if loss_curve else None
-    estimator.best_loss_ = min(loss_curve, default=np.inf)
-    estimator._no_improvement_count = no_improvement_count
+        for param, W in zip(estimator.module_.weights, ws.weights, strict=True):
+            param.copy_(W[m])
+        for param, b in zip(estimator.module_.biases, ws.biases, strict=True):
+            param.copy_(b[m, 0])
     # The flat parameter's layout, weights then biases, is a batched model's
-    # row: its Adam moments carry over as they are.
+    # row: its optimizer state carries over as it is.
     estimator._flat = flatten_parameters(estimator.module_)
     estimator._optimizer = new_optimizer(estimator)
-    exp_avg, exp_avg_sq, step = adam_state
-    load_adam_state(
-        estimator._optimizer, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, step=step
-    )
+    if estimator.solver == "sgd":
+        buffer = sgd_momentum_buffer(estimator._optimizer)
+        if buffer is not None:
+            buffer.copy_(trainer.momentum_buffer[m])
+    else:
+        load_adam_state(
+            estimator._optimizer, exp_avg=optimizer.exp_avg[m],
+            exp_avg_sq=optimizer.exp_avg_sq[m], step=optimizer.steps[m],
+        )  # fmt: skip
+    record_epochs(estimator, progress, m)
     return estimator
+
+
+def record_epochs(estimator, progress, m=0):
+    """Give the estimator the record of model m's epochs in a run of the
+    engine's loop: its curves, counts and the schedule's learning rate."""
+    curve = progress.curve(m)
+    estimator.n_iter_ = len(curve)
+    estimator.t_ = int(progress.t[m])
+    estimator.loss_curve_.extend(curve)
+    if curve:
+        estimator.loss_ = curve[-1]
+    estimator._no_improvement_count = int(progress.no_improvement[m])
+    if estimator.early_stopping:
+        estimator.validation_scores_.extend(progress.curve(m, progress.scores))
+        estimator.validation_loss_curve_.extend(
+            progress.curve(m, progress.validation_losses)
+        )
+        estimator.best_validation_score_ = float(progress.best_score[m])
+    else:
+        estimator.best_loss_ = float(progress.best_loss[m])
+    if estimator._optimizer is not None and estimator.solver == "sgd":
+        # The schedule's rate, which a later partial_fit continues from.
+        estimator._optimizer.param_groups[0]["lr"] = float(progress.learning_rates[m])
 
 
 def _batch_sizes(estimators, n_rows):
@@ -217,6 +242,20 @@ def stopping_rules(estimators, incremental=False):
     )  # fmt: skip
 
 
+def stacked_validation(estimators, validations):
+    """Early stopping's :class:`~skdnn._engine.validation.StackedValidation`
+    of prepared estimators of one :func:`group_key`, from each one's split
+    (``validation`` of its checked input); None without early stopping."""
+    if not estimators[0]._validates():
+        return None
+    module = estimators[0].module_
+    return StackedValidation(
+        [tuple(W.shape) for W in module.weights], module.activation,
+        estimators[0]._loss, validations, dtype=module.weights[0].dtype,
+        device=estimators[0].device_,
+    )  # fmt: skip
+
+
 def stacked_model(estimator):
     """What the trainer reads of a prepared estimator: a :class:`StackedModel`."""
     module = estimator.module_
@@ -249,19 +288,9 @@ def _train(estimators, prepared, *, numpy_products=None, deferred=None):
         numpy_products=numpy_products,
     )
     progress, diverged = _run_epochs(trainer, estimators, prepared, deferred)
-    ws, adam = trainer.ws, trainer.optimizer
     for m, est in enumerate(estimators):
-        if diverged[m]:
-            continue
-        est._batched_n_samples = int(trainer.n_rows[m])
-        finish_fit(
-            est,
-            weights=[W[m] for W in ws.weights],
-            biases=[b[m, 0] for b in ws.biases],
-            loss_curve=progress.curve(m),
-            no_improvement_count=int(progress.no_improvement[m]),
-            adam_state=(adam.exp_avg[m], adam.exp_avg_sq[m], adam.steps[m]),
-        )
+        if not diverged[m]:
+            finish_fit(est, trainer, progress, m)
     return diverged
 
 
@@ -288,7 +317,11 @@ def _run_epochs(trainer, estimators, prepared, deferred):
         [fit.rng is est.random_state for est, fit in zip(estimators, prepared,
                                                           strict=True)],
     )  # fmt: skip
-    run_epochs(trainer, stopping_rules(estimators), progress, shuffles=shuffles)
+    validation = stacked_validation(estimators, [fit.validation for fit in prepared])
+    run_epochs(
+        trainer, stopping_rules(estimators), progress, shuffles=shuffles,
+        validation=validation,
+    )  # fmt: skip
     if (progress.stop == INTERRUPTED).any():
         raise KeyboardInterrupt
     patience = np.array([est.n_iter_no_change for est in estimators], dtype=float)

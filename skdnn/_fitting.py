@@ -20,7 +20,13 @@ import scipy.sparse
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._batched import new_optimizer, stacked_model, stopping_rules
+from ._batched import (
+    new_optimizer,
+    record_epochs,
+    stacked_model,
+    stacked_validation,
+    stopping_rules,
+)
 from ._device import blas_threads, n_threads_for, torch_threads
 from ._engine.epochs import (
     DIVERGED,
@@ -32,7 +38,6 @@ from ._engine.epochs import (
 )
 from ._engine.masks import mask_blocks
 from ._engine.trainer import Trainer, uses_numpy_products
-from ._engine.validation import StackedValidation
 from ._engine.windows import WindowedTrainer
 from ._network import flatten_parameters, is_flattened
 from ._training import (
@@ -232,7 +237,7 @@ def fit_stochastic(estimator, fit, *, incremental, generator):
             run_epochs(
                 trainer, stopping_rules([estimator], incremental), progress,
                 shuffles=Shuffles([fit.rng], [estimator.shuffle], [n_samples], [True]),
-                validation=_validation(estimator, fit.validation),
+                validation=stacked_validation([estimator], [fit.validation]),
                 keep_optimizer_state=incremental,
                 log=(lambda message, m: print(message)) if estimator.verbose else None,
             )  # fmt: skip
@@ -246,19 +251,6 @@ def _or(value, default):
     return default if value is None else value
 
 
-def _validation(estimator, validation):
-    """Early stopping's :class:`~skdnn._engine.validation.StackedValidation`
-    of the estimator's split, or None without it."""
-    if not estimator.early_stopping:
-        return None
-    weights = estimator.module_.weights
-    return StackedValidation(
-        [tuple(W.shape) for W in weights], estimator.module_.activation,
-        estimator._loss, [validation], dtype=weights[0].dtype,
-        device=estimator.device_,
-    )  # fmt: skip
-
-
 def _record_progress(estimator, progress, incremental):
     """Give the estimator its epochs' record, and warn as the fit ended."""
     if progress is None or progress.stop[0] == INTERRUPTED:
@@ -266,7 +258,7 @@ def _record_progress(estimator, progress, incremental):
         # first creates its state): a later partial_fit starts a new one.
         estimator._optimizer = None
     if progress is not None:
-        _record_epochs(estimator, progress)
+        record_epochs(estimator, progress)
     stop = "" if progress is None else progress.stop[0]
     if progress is None or stop == INTERRUPTED:
         warnings.warn(
@@ -287,28 +279,6 @@ def _record_progress(estimator, progress, incremental):
                 max_iter_message(estimator.max_iter), ConvergenceWarning,
                 stacklevel=5,
             )  # fmt: skip
-
-
-def _record_epochs(estimator, progress, m=0):
-    """The fitted attributes of model m's epochs of a run of the loop."""
-    curve = progress.curve(m)
-    estimator.n_iter_ = len(curve)
-    estimator.t_ = int(progress.t[m])
-    estimator.loss_curve_.extend(curve)
-    if curve:
-        estimator.loss_ = curve[-1]
-    estimator._no_improvement_count = int(progress.no_improvement[m])
-    if estimator.early_stopping:
-        estimator.validation_scores_.extend(progress.curve(m, progress.scores))
-        estimator.validation_loss_curve_.extend(
-            progress.curve(m, progress.validation_losses)
-        )
-        estimator.best_validation_score_ = float(progress.best_score[m])
-    else:
-        estimator.best_loss_ = float(progress.best_loss[m])
-    if estimator._optimizer is not None and estimator.solver == "sgd":
-        # The schedule's rate, which a later partial_fit continues from.
-        estimator._optimizer.param_groups[0]["lr"] = float(progress.learning_rates[m])
 
 
 def divergence_message(estimator, progress, m):

@@ -66,7 +66,24 @@ def _assert_same_fit(batched, sequential):
     for a, b in zip(batched.intercepts_, sequential.intercepts_, strict=True):
         assert_allclose(a, b, rtol=TOL, atol=TOL)
     assert batched.t_ == sequential.t_
-    assert_allclose(batched.best_loss_, sequential.best_loss_, rtol=TOL)
+    if sequential.early_stopping:
+        assert batched.best_loss_ is None
+        assert_allclose(
+            batched.validation_scores_, sequential.validation_scores_, rtol=TOL
+        )
+        assert_allclose(
+            batched.validation_loss_curve_,
+            sequential.validation_loss_curve_,
+            rtol=TOL,
+        )
+        assert batched.best_validation_score_ == pytest.approx(
+            sequential.best_validation_score_, rel=TOL
+        )
+    else:
+        assert_allclose(batched.best_loss_, sequential.best_loss_, rtol=TOL)
+    if sequential.solver == "sgd":
+        rates = [m._optimizer.param_groups[0]["lr"] for m in (batched, sequential)]
+        assert rates[0] == pytest.approx(rates[1], rel=TOL)
 
 
 @pytest.mark.parametrize("numpy_products", [True, False])
@@ -81,8 +98,17 @@ def _assert_same_fit(batched, sequential):
         {"max_iter": 200, "tol": 1e-2, "n_iter_no_change": 2},
         {"dropout": 0.3},
         {"dropout": (0.0, 0.5), "batch_size": 17, "activation": "tanh"},
+        {"early_stopping": True, "max_iter": 80, "n_iter_no_change": 3},
+        {"early_stopping": True, "validation_fraction": 0.3, "tol": 0.0,
+         "class_weight": "balanced", "dropout": 0.2},
+        {"solver": "sgd", "learning_rate_init": 0.1},
+        {"solver": "sgd", "learning_rate": "invscaling", "power_t": 0.3,
+         "learning_rate_init": 0.2, "nesterovs_momentum": False},
+        {"solver": "sgd", "learning_rate": "adaptive", "max_iter": 60,
+         "tol": 1e-2, "n_iter_no_change": 1, "learning_rate_init": 0.2},
+        {"solver": "sgd", "momentum": 0.0, "early_stopping": True, "max_iter": 40},
     ],
-)
+)  # fmt: skip
 def test_batched_models_equal_sequential_fits(data, params, numpy_products):
     X, y = data()
     # Unequal row counts, batch counts and last-batch sizes per model.
@@ -249,6 +275,34 @@ def test_search_without_dropout_equals_sequential_search():
     _assert_same_fit(ours.best_estimator_, theirs.best_estimator_)
 
 
+@pytest.mark.parametrize(
+    "base, grid",
+    [
+        (
+            {"early_stopping": True, "max_iter": 60, "n_iter_no_change": 3},
+            {"alpha": [1e-4, 1e-1], "learning_rate_init": [0.01, 0.03]},
+        ),
+        (
+            {"solver": "sgd", "learning_rate_init": 0.1, "max_iter": 40},
+            {"learning_rate": ["constant", "invscaling", "adaptive"],
+             "early_stopping": [False, True]},
+        ),
+    ],
+)  # fmt: skip
+def test_early_stopping_and_sgd_searches_are_batched_and_equal_sequential(base, grid):
+    X, y = _blobs()
+    ours = GridSearchCV(_clf(**base), grid, cv=3, return_train_score=True)
+    ours.fit(X, y)
+    assert ours.batched_
+    theirs = _sequential(_clf(**base), grid, cv=3, return_train_score=True)
+    theirs.fit(X, y)
+    for key in theirs.cv_results_:
+        if key.startswith(("split", "mean_t", "std_t", "rank_")):
+            assert_allclose(ours.cv_results_[key], theirs.cv_results_[key], err_msg=key)
+    assert ours.best_params_ == theirs.best_params_
+    _assert_same_fit(ours.best_estimator_, theirs.best_estimator_)
+
+
 @pytest.mark.parametrize("pipeline", [False, True])
 def test_search_with_dropout_equals_sequential_search(pipeline):
     X, y = _blobs()
@@ -379,11 +433,12 @@ def test_randomized_search_falls_back_with_sklearns_candidates(capsys):
     X, y = _xor()
     distributions = {"alpha": loguniform(1e-5, 1e-1)}
     kwargs = dict(n_iter=2, cv=2, random_state=np.random.RandomState(0))
-    ours = RandomizedSearchCV(_clf(solver="sgd"), distributions, verbose=1, **kwargs)
-    ours.fit(X, y)
+    ours = RandomizedSearchCV(
+        _clf(solver="lbfgs"), distributions, verbose=1, **kwargs
+    ).fit(X, y)
     kwargs["random_state"] = np.random.RandomState(0)
     theirs = sklearn.model_selection.RandomizedSearchCV(
-        _clf(solver="sgd"), distributions, **kwargs
+        _clf(solver="lbfgs"), distributions, **kwargs
     ).fit(X, y)
     assert not ours.batched_
     assert "Not batching" in capsys.readouterr().out
@@ -422,7 +477,7 @@ def test_grid_over_architectures_forms_separate_batches(capsys):
     "grid, reason",
     [
         ({"solver": ["lbfgs", "adam"]}, "solver='lbfgs'"),
-        ({"early_stopping": [True]}, "early_stopping=True"),
+        ({"warm_start": [True]}, "warm_start=True"),
     ],
 )
 def test_unbatchable_grid_falls_back_and_says_so(grid, reason, capsys):

@@ -217,7 +217,11 @@ class _Loop:
         self.lowest_loss = np.full(flat.shape[0], np.inf)
         self.lowest_epoch = np.zeros(flat.shape[0], dtype=np.int64)
         self.state = trainer.optimizer_state
-        self.kept_state = [s.clone() for s in self.state] if keep_state else None
+        # partial_fit's optimizer state goes back with the parameters.
+        self.kept_state = self.lowest_state = None
+        if keep_state:
+            self.kept_state = [s.clone() for s in self.state]
+            self.lowest_state = [s.clone() for s in self.state]
         self.best = None if validation is None else flat.clone()
         trainer.set_learning_rates(progress.learning_rates)
 
@@ -232,13 +236,14 @@ class _Loop:
         progress, flat = self.progress, self.trainer.flat
         for m in np.flatnonzero(now):
             back = self.lowest_epoch[m] > 0 and self.validation is None
+            saved = self.lowest_state if back else self.kept_state
             with torch.no_grad():
                 flat[m].copy_(self.lowest[m] if back else self.kept[m])
                 for i, tensor in enumerate(self.state):
-                    if self.kept_state is None:
+                    if saved is None:
                         tensor[m].zero_()
                     else:
-                        tensor[m].copy_(self.kept_state[i][m])
+                        tensor[m].copy_(saved[i][m])
             progress.stop[m] = DIVERGED
             progress.diverged_loss[m] = losses[m]
             progress.rolled_back_to[m] = self.lowest_epoch[m] if back else 0
@@ -250,6 +255,9 @@ class _Loop:
         lower = running & (losses < self.lowest_loss)
         if lower.any():
             _copy_rows(self.lowest, self.kept, lower)
+            for copy, kept in zip(self.lowest_state or (), self.kept_state or (),
+                                  strict=True):  # fmt: skip
+                _copy_rows(copy, kept, lower)
             self.lowest_loss[lower] = losses[lower]
             self.lowest_epoch[lower] = progress.n_iter[lower] + 1
         progress.n_iter[running] += 1

@@ -558,9 +558,9 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
       and the best one kept: on W4 that cost 0.06 s, against 0.16 s for the
       refit alone. Only the kept refit's ConvergenceWarning is issued. Where
       the networks' own work dominates, the best candidate is refitted with
-      ``fit`` (which itself trains Adam on dense data with the same trainer,
-      as a batch of one). The batched models keep their Adam state, so
-      ``partial_fit`` on them continues Adam as after ``fit``.
+      ``fit`` (which itself trains with the same trainer and epoch loop, as
+      a batch of one). The batched models keep their optimizer's state, so
+      ``partial_fit`` on them continues it as after ``fit``.
     - Earlier steps of a Pipeline are fitted once per fold, not once per
       candidate and fold: the same result for deterministic transformers.
       Likewise each fold's data is checked once, for its first candidate;
@@ -574,11 +574,16 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
       with ``fit``, which handles divergence, so its results are the
       sequential ones.
 
-    Not batched (the sequential search runs instead): ``solver`` other than
-    'adam', ``early_stopping``, ``verbose`` or ``warm_start`` on the
-    classifier, grids over earlier Pipeline steps, sparse input, fit
-    parameters (``sample_weight``, ``groups``), metadata routing, and
-    any fold whose preparation fails (then that fit alone is sequential).
+    - Adam and SGD (with its momentum, Nesterov's and its learning-rate
+      schedules) are batched, with or without ``early_stopping``: each
+      model draws its own validation split, as its ``fit`` does, and stops
+      on its own validation score with its own best weights.
+
+    Not batched (the sequential search runs instead): ``solver='lbfgs'``,
+    ``verbose`` or ``warm_start`` on the classifier, grids over earlier
+    Pipeline steps, sparse input, fit parameters (``sample_weight``,
+    ``groups``), metadata routing, and any fold whose preparation fails
+    (then that fit alone is sequential).
 
     Examples
     --------
