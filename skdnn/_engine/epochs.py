@@ -223,6 +223,7 @@ class _Loop:
             self.kept_state = [s.clone() for s in self.state]
             self.lowest_state = [s.clone() for s in self.state]
         self.best = None if validation is None else flat.clone()
+        self.invscaling = np.array([kind == "invscaling" for kind in rules.schedule])
         trainer.set_learning_rates(progress.learning_rates)
 
     def keep(self):
@@ -260,8 +261,8 @@ class _Loop:
                 _copy_rows(copy, kept, lower)
             self.lowest_loss[lower] = losses[lower]
             self.lowest_epoch[lower] = progress.n_iter[lower] + 1
-        progress.n_iter[running] += 1
-        progress.t[running] += self.trainer.n_rows[running]
+        progress.n_iter += running
+        progress.t += self.trainer.n_rows * running
         progress.losses.append(losses)
         tol = self.rules.tol
         if self.validation is None:
@@ -293,13 +294,14 @@ class _Loop:
     def stopping(self, running):
         """The running models that stop after this epoch; schedules applied."""
         rules, progress = self.rules, self.progress
-        rates = progress.learning_rates.copy()
-        for m in np.flatnonzero(running):
-            if rules.schedule[m] == "invscaling":
-                rates[m] = (
-                    rules.learning_rate_init[m]
-                    / (progress.t[m] + 1) ** rules.power_t[m]
-                )
+        rates = progress.learning_rates
+        scaling = running & self.invscaling
+        if scaling.any():
+            rates = np.where(
+                scaling, rules.learning_rate_init / (progress.t + 1) ** rules.power_t,
+                rates,
+            )  # fmt: skip
+        rates = rates.copy()
         plateau = running & (progress.no_improvement > rules.n_iter_no_change)
         what = "Validation score" if self.validation is not None else "Training loss"
         stop = np.zeros_like(running)
@@ -356,5 +358,6 @@ def _copy_rows(out, source, rows):
         if rows.all():
             out.copy_(source)
         else:
-            index = torch.from_numpy(np.flatnonzero(rows)).to(out.device)
-            out.index_copy_(0, index, source.index_select(0, index))
+            where = torch.from_numpy(rows).to(out.device)
+            where = where.reshape(-1, *[1] * (out.dim() - 1))
+            torch.where(where, source, out, out=out)
