@@ -28,6 +28,7 @@ from ._batched import (
     stopping_rules,
 )
 from ._device import blas_threads, n_threads_for, torch_threads
+from ._engine import trainer as engine_trainer
 from ._engine.epochs import (
     DIVERGED,
     INTERRUPTED,
@@ -54,8 +55,9 @@ from ._training import (
 # batched trainer.
 _TRAINER_MASK_VALUES = 2**24
 
-# At most this many values of sparse X densified at once, in a window of a
-# fit's epoch (2 MiB in float64), but at least a batch. On one thread, a
+# Off the CPU, at most this many values of sparse X densified at once, in a
+# window of a fit's epoch (2 MiB in float64), but at least a batch. On one
+# thread (on the CPU, before sparse products), a
 # wide sparse fit (S1 of benchmarks/ab_paired.py) took 1.30 to 1.35 times
 # the old per-batch loop's time with windows of 2**22 values, 1.26 with
 # these.
@@ -133,7 +135,8 @@ def _full_batch_objective(estimator, X, target, sample_weight, threads):
     Same process, 100 iterations against the former hand-written backward's
     objective: 1,000 x 2 rows 0.63 of its time, 2,000 x 20 0.88, 20,000 x 50
     float32 1.00 (one thread); 30,000 x 100, (256, 256), 0.98 (two threads).
-    Sparse X is densified a block at a time, each block a window of its own.
+    Sparse X is multiplied as it is on the CPU, elsewhere densified a block
+    at a time, each block a window of its own.
     """
     module = estimator.module_
     units = [module.weights[0].shape[0], *(W.shape[1] for W in module.weights)]
@@ -149,7 +152,9 @@ def _full_batch_objective(estimator, X, target, sample_weight, threads):
     n_samples = X.shape[0]
     n_blocks = -(-n_samples // block_rows(units))
     block = -(-n_samples // n_blocks)
-    if scipy.sparse.issparse(X):
+    if scipy.sparse.issparse(X) and not engine_trainer.multiplies_sparse(
+        estimator.device_
+    ):
         trainer = WindowedTrainer(
             model, checked, batch_size=block, window_rows=block,
             numpy_products=numpy_products, bound=bound,
@@ -332,10 +337,11 @@ def epoch_runner(
     # state's tensors), the same parameter buffer, layout and products. A
     # whole epoch's trainer takes as many rows again; a windowed one any
     # number, in windows of its length.
-    layout = ("rows", len(X)) if window is None else ("windows", window)
+    layout = ("rows", X.shape[0]) if window is None else ("windows", window)
     key = (
         optimizer, estimator._flat, layout, batch_size, checked.rates,
         sample_weight is None, numpy_products, X.dtype, estimator.solver,
+        scipy.sparse.issparse(X),
     )  # fmt: skip
     if incremental and kept is not None and _same_key(kept[0], key):
         trainer = kept[1]
@@ -380,15 +386,17 @@ def _window_rows(estimator, X, batch_size):
     A trainer holds a whole epoch's dropout masks: past
     ``_TRAINER_MASK_VALUES`` of them, windows of one block of
     :func:`~skdnn._engine.masks.mask_blocks` each, whose masks are the whole
-    epoch's trainer's. Sparse X is densified a window at a time: blocks of
-    masks too, at most ``_DENSE_WINDOW_VALUES`` values of X each (at least
-    a batch).
+    epoch's trainer's. On the CPU a trainer multiplies sparse X as it is;
+    elsewhere sparse X is densified a window at a time: blocks of masks too,
+    at most ``_DENSE_WINDOW_VALUES`` values of X each (at least a batch).
     """
     rates = estimator.module_.dropout
     widths = [b.shape[0] for b in estimator.module_.biases[:-1]]
     n_samples = X.shape[0]
     mask_values = n_samples * sum(w for w, p in zip(widths, rates, strict=True) if p)
-    sparse = scipy.sparse.issparse(X)
+    sparse = scipy.sparse.issparse(X) and not engine_trainer.multiplies_sparse(
+        estimator.device_
+    )
     if not sparse and mask_values <= _TRAINER_MASK_VALUES:
         return None
     window = mask_blocks(n_samples, batch_size, widths, rates)[0][1]

@@ -389,20 +389,39 @@ def test_partial_fit_keeps_a_trainer_only_for_its_own_layout(monkeypatch):
     _assert_is_the_torch_loop(clf, record)
 
 
+def _sparse_products(monkeypatch, multiplies):
+    """Whether the trainers take sparse X as it is (True, the CPU's way) or
+    densify it a window at a time (False, the other devices' way)."""
+    monkeypatch.setattr(
+        skdnn._engine.trainer, "multiplies_sparse", lambda device: multiplies
+    )
+    products = []
+    real = skdnn._engine.trainer._Workspace.__init__
+
+    def init(self, *args, **kwargs):
+        products.append(kwargs.get("sparse_input", False))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(skdnn._engine.trainer._Workspace, "__init__", init)
+    return products
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("multiplies", [True, False])
 @pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_sparse_fits_train_in_windows_and_equal_dense_ones(
-    monkeypatch, solver, weighted
-):
-    # Sparse X is densified a window of rows at a time: windows of three
-    # batches here (two blocks of L-BFGS's full batch).
+def test_sparse_fits_equal_dense_ones(monkeypatch, solver, weighted, multiplies):
+    # On the CPU the trainer multiplies sparse X's rows as they are, one
+    # trainer for the epoch (L-BFGS's full batch too); elsewhere sparse X is
+    # densified a window of rows at a time: windows of three batches here
+    # (two blocks of L-BFGS's full batch).
     X, y = _blobs()
     X[np.abs(X) < 1] = 0.0
     weight = np.random.RandomState(4).uniform(0, 2, len(y)) if weighted else None
     params = dict(hidden_layer_sizes=(7, 4), max_iter=4, random_state=0,
                   batch_size=20, solver=solver)  # fmt: skip
     dense = DNNClassifier(**params).fit(X, y, sample_weight=weight)
+    products = _sparse_products(monkeypatch, multiplies)
     windows = _windowed_epochs(monkeypatch)
     monkeypatch.setattr(skdnn._fitting, "_DENSE_WINDOW_VALUES", 3 * 20 * 5)
     if solver == "lbfgs":
@@ -410,32 +429,66 @@ def test_sparse_fits_train_in_windows_and_equal_dense_ones(
     sparse = DNNClassifier(**params).fit(
         scipy.sparse.csr_matrix(X), y, sample_weight=weight
     )
-    if solver == "lbfgs":
+    if multiplies:
+        assert windows == [] and products == [True]
+    elif solver == "lbfgs":
         assert set(windows) == {85}  # blocks of equal size
     else:
         assert windows == [60, 60, 50] * 4
+        assert not any(products)
     np.testing.assert_allclose(sparse.loss_curve_, dense.loss_curve_, rtol=1e-9)
     for a, b in zip(sparse.coefs_, dense.coefs_, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("window_values", [3 * 20 * 5, 2**22])
-def test_sparse_fits_with_dropout_are_the_torch_loop(monkeypatch, window_values):
-    # Windows shorter than a block of masks draw a window's masks at a time
-    # (not the dense fit's bits); windows of a whole block draw the dense
-    # fit's.
+@pytest.mark.parametrize(
+    "multiplies, window_values", [(True, None), (False, 3 * 20 * 5), (False, 2**22)]
+)
+def test_sparse_fits_with_dropout_are_the_torch_loop(
+    monkeypatch, multiplies, window_values
+):
+    # Densified windows shorter than a block of masks draw a window's masks
+    # at a time (not the dense fit's bits); windows of a whole block, and
+    # sparse X multiplied as it is, draw the dense fit's.
     X, y = _blobs()
     X[np.abs(X) < 1] = 0.0
     params = dict(hidden_layer_sizes=(7, 4), dropout=0.3, max_iter=4,
                   random_state=0, batch_size=20)  # fmt: skip
     dense = DNNClassifier(**params).fit(X, y)
-    monkeypatch.setattr(skdnn._fitting, "_DENSE_WINDOW_VALUES", window_values)
+    _sparse_products(monkeypatch, multiplies)
+    if window_values is not None:
+        monkeypatch.setattr(skdnn._fitting, "_DENSE_WINDOW_VALUES", window_values)
     record = _recorded_training(monkeypatch)
     sparse = DNNClassifier(**params).fit(scipy.sparse.csr_matrix(X), y)
     _assert_is_the_torch_loop(sparse, record)
     same = np.allclose(sparse.coefs_[0], dense.coefs_[0], rtol=1e-8, atol=1e-10)
-    assert same == (window_values == 2**22)
+    assert same == (window_values != 3 * 20 * 5)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_fits_past_the_mask_bound_train_sparse_windows(monkeypatch, dtype):
+    # Masks past the trainer's bound: windows of one block of masks, each
+    # window's trainer multiplying its sparse rows; the dense fit's model.
+    monkeypatch.setattr(skdnn._fitting, "_TRAINER_MASK_VALUES", 300)
+    monkeypatch.setattr(skdnn._engine.masks, "_MASK_VALUES", 240)
+    X, y = _blobs()
+    X[np.abs(X) < 1] = 0.0
+    X = X.astype(dtype)
+    params = dict(hidden_layer_sizes=(6,), dropout=0.2, max_iter=3,
+                  random_state=0, batch_size=20)  # fmt: skip
+    dense = DNNClassifier(**params).fit(X, y)
+    products = _sparse_products(monkeypatch, True)
+    windows = _windowed_epochs(monkeypatch)
+    sparse = DNNClassifier(**params).fit(scipy.sparse.csr_matrix(X), y)
+    assert windows == [40, 40, 40, 40, 10] * 3  # 170 rows, blocks of 2 batches
+    assert products and all(products)
+    assert sparse.coefs_[0].dtype == dtype
+    rtol = 1e-5 if dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(sparse.loss_curve_, dense.loss_curve_, rtol=rtol)
+    for a, b in zip(sparse.coefs_, dense.coefs_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=rtol * 10, atol=rtol)
 
 
 @pytest.mark.parametrize("blocks", [1, 3])

@@ -25,6 +25,7 @@ tuples, and their checked input as the estimator plumbing of
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse
 import torch
 
 from .._training import (
@@ -105,6 +106,17 @@ def row_offsets(n_rows):
     return np.repeat(np.concatenate([[0], np.cumsum(n_rows)[:-1]]), n_rows)
 
 
+def multiplies_sparse(device):
+    """Whether a trainer on ``device`` takes sparse X as it is.
+
+    On the CPU the first layer's products go through scipy on each step's
+    CSR rows (see ``_Workspace``'s ``sparse_input``); elsewhere sparse X is
+    made dense a window of rows at a time
+    (:class:`~skdnn._engine.windows.WindowedTrainer`).
+    """
+    return device.type == "cpu"
+
+
 def uses_numpy_products(device, threads):
     """Whether training's matrix products go through numpy (see _Workspace).
 
@@ -181,6 +193,7 @@ class Trainer:
         M = len(models)
         first = models[0]
         dtype, device = first.weights[0].dtype, first.weights[0].device
+        self.dtype, self.device = dtype, device
         self.loss = first.loss
         self._load_data(prepared, dtype, device)
         batch = np.asarray(batch_sizes)
@@ -206,6 +219,7 @@ class Trainer:
             numpy_products=numpy_products,
             flat=flat,
             grad=grad,
+            sparse_input=self.X_sparse is not None,
         )
         if flat is None:
             # Each model's initial parameters, into its views of the buffer.
@@ -229,7 +243,7 @@ class Trainer:
     def _epoch_masks(self, prepared, batch, rates, generator):
         """The models' dropout masks: each model's generator, seeded by its
         ``torch_seed``, or the bound fit's own generator."""
-        device = self.X_all.device
+        device = self.device
         seeds = None
         if generator is None:
             seeds = [p.torch_seed for p in prepared]
@@ -242,7 +256,7 @@ class Trainer:
             widths=self.ws.widths,
             rates=rates,
             generators=generators,
-            dtype=self.X_all.dtype,
+            dtype=self.dtype,
             seeds=seeds,
         )
 
@@ -254,15 +268,18 @@ class Trainer:
         dropout generator. A partial_fit on chunks of one size trains every
         chunk so, without the 0.7 ms of a new trainer.
         """
-        if [len(p.X) for p in prepared] != self.n_rows.tolist():
+        n_rows = [p.X.shape[0] for p in prepared]
+        sparse = scipy.sparse.issparse(prepared[0].X)
+        if sparse != (self.X_sparse is not None):
+            raise ValueError("reload takes data as sparse or as dense as before.")
+        if n_rows != self.n_rows.tolist():
             raise ValueError(
-                f"reload takes {self.n_rows.tolist()} rows per model; got "
-                f"{[len(p.X) for p in prepared]}."
+                f"reload takes {self.n_rows.tolist()} rows per model; got {n_rows}."
             )
         # Without sample weights the rows' shares and each step's work depend
         # on the layout alone: they stay.
         kept = self.weighted, self.shares_for, self.work_for, self.part_workspaces
-        self._load_data(prepared, self.X_epoch.dtype, self.X_epoch.device)
+        self._load_data(prepared, self.dtype, self.device)
         if not (kept[0] or self.weighted):
             _, self.shares_for, self.work_for, self.part_workspaces = kept
         if generator is not None:
@@ -274,13 +291,23 @@ class Trainer:
         Model m's row i is row ``offsets[m] + i``. Folds share no memory
         here; the data of a grid search is copied once per candidate and fold.
         """
-        self.n_rows = n_rows = np.array([len(p.X) for p in prepared])
-        # One model's rows are read in place (fit's X is not written to).
-        if len(prepared) == 1:
-            X_all = prepared[0].X
+        self.n_rows = n_rows = np.array([p.X.shape[0] for p in prepared])
+        self.X_sparse = self.X_all = None
+        if scipy.sparse.issparse(prepared[0].X):
+            # One model on the CPU: its CSR rows, in the parameters' dtype.
+            if len(prepared) > 1 or not multiplies_sparse(device):
+                raise ValueError("Sparse X trains one model, on the CPU.")
+            numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+            self.X_sparse = scipy.sparse.csr_matrix(prepared[0].X, dtype=numpy_dtype)
+            self.n_features = self.X_sparse.shape[1]
         else:
-            X_all = np.concatenate([p.X for p in prepared])
-        self.X_all = to_device(X_all, device, dtype)
+            # One model's rows are read in place (fit's X is not written to).
+            if len(prepared) == 1:
+                X_all = prepared[0].X
+            else:
+                X_all = np.concatenate([p.X for p in prepared])
+            self.X_all = to_device(X_all, device, dtype)
+            self.n_features = self.X_all.shape[1]
         self.target_all = to_device(
             np.concatenate([p.target for p in prepared]),
             device,
@@ -304,8 +331,9 @@ class Trainer:
         made once (:meth:`_step_views`).
         """
         S, M, B = grid
-        dtype, device = self.X_all.dtype, self.X_all.device
-        n_features = self.X_all.shape[1]
+        dtype, device = self.dtype, self.device
+        # Sparse X is read from each step's CSR rows: no dense copy.
+        n_features = 0 if self.X_sparse is not None else self.n_features
         self.X_epoch = torch.empty((*grid, n_features), dtype=dtype, device=device)
         n_targets = 1 if self.loss.index_target else self.target_all.shape[1]
         self.t_epoch = torch.empty(
@@ -325,8 +353,10 @@ class Trainer:
         """Each step's data, targets and shares as the feature-major workspace
         reads them: (n_models, columns, batch) views, one _StepViews a step."""
         ws, S = self.ws, self.X_epoch.shape[0]
-        n_features = self.X_all.shape[1]
+        n_features = self.X_epoch.shape[3]
         X_T = self.X_epoch.transpose(2, 3)
+        sparse = [[None] for _ in range(S)] if self.X_sparse is not None else None
+        self.sparse_batches = sparse
         if ws.forward_by_rows[0]:
             X_rows = [X_T[:, :, k : k + 1].unbind(0) for k in range(n_features)]
             X_rows = list(zip(*X_rows, strict=True))
@@ -344,9 +374,10 @@ class Trainer:
                 logits=step_logits,
                 logits_np=ws.as_numpy(step_logits),
                 squared_norm=squared_norm,
+                X_sparse=None if sparse is None else sparse[s],
             )
-            for X, rows, target, step_share, step_coef, masks, step_logits,
-            squared_norm in zip(
+            for s, (X, rows, target, step_share, step_coef, masks, step_logits,
+            squared_norm) in enumerate(zip(
                 X_T.unbind(0),
                 X_rows,
                 self.t_epoch.transpose(2, 3).unbind(0),
@@ -356,7 +387,7 @@ class Trainer:
                 self.logits.unbind(0),
                 self.squared_norms.unbind(0),
                 strict=True,
-            )
+            ))
         ]  # fmt: skip
 
     def _step_work(self, s, stepping):
@@ -414,10 +445,7 @@ class Trainer:
             [np.arange(int(self.n_rows[0]))], layout, out=self.rows,
             offsets=self.row_offsets,
         )  # fmt: skip
-        _take_rows(
-            rows.reshape(-1),
-            ((self.X_all, self.X_epoch), (self.target_all, self.t_epoch)),
-        )
+        self._take_epoch(rows)
         weight = np.where(layout[1], self.weight_all[rows], 0.0)
         total = weight.sum() if total_weight is None else total_weight
         n_steps = weight.shape[0] if n_steps is None else n_steps
@@ -443,6 +471,20 @@ class Trainer:
             loss_coef=self.loss_coef, loss=self.loss,
         )  # fmt: skip
         return value[0]
+
+    def _take_epoch(self, rows):
+        """Put the epoch's rows (a grid of :func:`epoch_rows`) in its data
+        and targets; for sparse X, each step's CSR rows in its holder."""
+        rows = rows.reshape(-1)
+        if self.X_sparse is None:
+            pairs = ((self.X_all, self.X_epoch), (self.target_all, self.t_epoch))
+            _take_rows(rows, pairs)
+            return
+        _take_rows(rows, ((self.target_all, self.t_epoch),))
+        # One model: step s is rows s * B to (s + 1) * B, padding included.
+        X, B = self.X_sparse[rows], self.X_epoch.shape[2]
+        for s, holder in enumerate(self.sparse_batches):
+            holder[0] = X[s * B : (s + 1) * B]
 
     def set_learning_rate(self, rate):
         """SGD's learning rate for the next steps, of every model."""
@@ -512,17 +554,13 @@ class Trainer:
         finite : ndarray of bool of shape (n_models,)
             Whether each model's parameters are all finite.
         """
-        ws, layout, device = self.ws, self.layout, self.X_all.device
-        dtype = self.X_epoch.dtype
+        ws, layout, device, dtype = self.ws, self.layout, self.device, self.dtype
         # Each model's batches of its own size; slots past a model's batch,
         # and steps past its last batch, are padding: weight 0, no update.
         rows = epoch_rows(orders, layout, out=self.rows, offsets=self.row_offsets)
         real_rows = self.rows_per_step * running
         active = real_rows > 0
-        _take_rows(
-            rows.reshape(-1),
-            ((self.X_all, self.X_epoch), (self.target_all, self.t_epoch)),
-        )
+        self._take_epoch(rows)
         # Without sample weights, each row's share of its batch depends only
         # on which models run: computed again only when that changes.
         key = running.tobytes()

@@ -2,8 +2,9 @@
 
 A :class:`~skdnn._engine.trainer.Trainer` holds a whole epoch's grid: the
 data in the epoch's order, and every step's dropout masks. Where that grid
-would not fit, sparse input (densified, a whole epoch of a wide sparse X
-would take more memory than X) or masks of too many values, one fit's epoch
+would not fit, sparse input off the CPU (densified, a whole epoch of a wide
+sparse X would take more memory than X; on the CPU a trainer multiplies its
+CSR rows) or masks of too many values, one fit's epoch
 is cut into windows of whole batches, each trained by a trainer of those
 rows: the same steps, bound to the same parameters, optimizer state and
 dropout generator, one window after another. A window of dense data is as
@@ -20,6 +21,7 @@ import numpy as np
 import scipy.sparse
 import torch
 
+from . import trainer as trainer_module
 from .trainer import Trainer
 
 
@@ -127,7 +129,13 @@ class WindowedTrainer:
         def take(values):
             return None if values is None else np.take(values, rows, axis=0)
 
-        X = take(checked.X) if X_rows is None else X_rows.toarray()
+        if X_rows is None:
+            X = take(checked.X)
+        elif trainer_module.multiplies_sparse(self.bound[0].device):
+            # A trainer on the CPU multiplies sparse rows as they are.
+            X = X_rows
+        else:
+            X = X_rows.toarray()
         return SimpleNamespace(
             X=X, target=take(checked.target),
             sample_weight=take(checked.sample_weight), rates=checked.rates,
