@@ -132,7 +132,8 @@ class StackedModel(NamedTuple):
 
     The trainer reads nothing else of an estimator (see :func:`stacked_model`);
     the models of one trainer share the architecture, activation, loss, the
-    solver ('adam' or 'sgd') and its settings (Adam's betas and epsilon,
+    solver ('adam', 'sgd', or 'lbfgs' for full-batch passes alone, with no
+    optimizer of the trainer's) and its settings (Adam's betas and epsilon,
     SGD's momentum), and the device (the first model's are used).
     """
 
@@ -230,9 +231,12 @@ class Trainer:
                     b[m, 0].copy_(value)
         self.solver = first.solver
         self.learning_rates = np.array([model.learning_rate for model in models])
-        self.optimizer = make_stacked_optimizer(
-            models, flat=ws.flat, grad=ws.grad, state=optimizer_state
-        )
+        # L-BFGS steps by scipy: its trainer holds no optimizer state.
+        self.optimizer = None
+        if first.solver != "lbfgs":
+            self.optimizer = make_stacked_optimizer(
+                models, flat=ws.flat, grad=ws.grad, state=optimizer_state
+            )
         self.alpha = torch.tensor(
             [model.alpha for model in models], dtype=dtype, device=device
         ).reshape(1, M, 1)
