@@ -10,11 +10,14 @@ trainer whose losses are chosen, so that each rule (plateau, max_iter,
 # Authors: The skdnn developers
 # SPDX-License-Identifier: BSD-3-Clause
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse
 import torch
 from numpy.testing import assert_allclose
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, log_loss, mean_squared_error, r2_score
 
 from skdnn._engine.epochs import (
@@ -48,15 +51,36 @@ class _Scripted:
         self.n_rows = np.full(M, 10)
         self.nan_at, self.interrupt_at = nan_at or {}, interrupt_at
         self.epoch, self.running, self.rates = 0, [], []
+        self.learning_rates = np.full(M, np.nan)
+        # A subset's models among the first trainer's, which records for all.
+        self.root, self.ids = self, np.arange(M)
+
+    def subset(self, keep):
+        keep = list(keep)
+        part = _Scripted(
+            self.losses[:, keep], interrupt_at=self.interrupt_at,
+            nan_at={keep.index(m): e for m, e in self.nan_at.items() if m in keep},
+        )  # fmt: skip
+        part.flat, part.state = self.flat[keep].clone(), self.state[keep].clone()
+        part.epoch, part.learning_rates = self.epoch, self.learning_rates[keep]
+        part.root, part.ids = self.root, self.ids[keep]
+        return part
+
+    def change_learning_rates(self, rates):
+        self.set_learning_rates(rates)
 
     optimizer_state = property(lambda self: (self.state,))
     momentum_buffer = property(lambda self: self.state)
 
     def set_learning_rates(self, rates):
-        self.rates.append(np.array(rates))
+        self.learning_rates = np.array(rates)
+        if self.root is self:
+            self.rates.append(np.array(rates))
 
     def run_epoch(self, orders, running):
-        self.running.append(running.copy())
+        full = np.zeros(len(self.root.n_rows), dtype=bool)
+        full[self.ids] = running
+        self.root.running.append(full)
         self.flat[torch.from_numpy(running)] += 1
         self.state[torch.from_numpy(running)] += 1
         for m, epoch in self.nan_at.items():
@@ -308,3 +332,83 @@ def test_stacked_validation_of_a_regression_loss_is_r2(n_outputs):
         assert scores[m] == pytest.approx(r2_score(y, prediction))
         half_squared = 0.5 * n_outputs * mean_squared_error(y, prediction)
         assert losses[m] == pytest.approx(half_squared)
+
+
+def _prepared_models(params, n_models=4, seeds=(0, 0, 1, 2)):
+    from sklearn.base import clone
+
+    from skdnn import DNNClassifier
+    from skdnn._batched import prepare_fit
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(90, 3))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    base = DNNClassifier((5, 4), batch_size=16, random_state=0, **params)
+    models = [clone(base).set_params(random_state=s) for s in seeds[:n_models]]
+    models[2].set_params(alpha=0.01)
+    return models, [prepare_fit(m, X, y) for m in models], (X, y)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"dropout": 0.3}, {"solver": "sgd", "momentum": 0.9, "dropout": (0.2, 0.0)}],
+)
+def test_a_trainers_subset_trains_its_models_on_as_the_whole_batch(params):
+    from skdnn._batched import stacked_model
+    from skdnn._engine.trainer import Trainer
+
+    models, prepared, _ = _prepared_models(params)
+    trainer = Trainer(
+        [stacked_model(m) for m in models], prepared, batch_sizes=[16, 16, 16, 20],
+        numpy_products=False,
+    )  # fmt: skip
+    orders = [np.random.RandomState(m).permutation(90) for m in range(4)]
+    with torch.no_grad():
+        for _ in range(2):
+            trainer.run_epoch(orders, np.ones(4, dtype=bool))
+        # Models 0 and 1 share a seed: model 0 drew their masks, and stops.
+        keep = np.array([1, 3])
+        part = trainer.subset(keep)
+        running = np.isin(np.arange(4), keep)
+        for _ in range(3):
+            whole, _ = trainer.run_epoch(orders, running)
+            alone, _ = part.run_epoch([orders[m] for m in keep], np.ones(2, dtype=bool))
+            assert_allclose(alone, whole[keep], rtol=1e-12)
+    assert_allclose(part.flat.numpy(), trainer.flat[keep].numpy(), rtol=1e-12)
+    for mine, theirs in zip(part.optimizer_state, trainer.optimizer_state, strict=True):
+        assert_allclose(mine.numpy(), theirs[keep].numpy(), rtol=1e-12)
+
+
+def test_a_batch_whose_models_stop_apart_trains_the_running_ones_alone(monkeypatch):
+    from sklearn.base import clone
+
+    import skdnn._engine.trainer
+    from skdnn._batched import train_batched
+
+    models, prepared, (X, y) = _prepared_models(
+        {"max_iter": 60, "n_iter_no_change": 2, "dropout": 0.1}
+    )
+    for model, tol in zip(models, [0.5, 1e-1, 1e-2, 0.0], strict=True):
+        model.set_params(tol=tol)
+    subsets = []
+    real = skdnn._engine.trainer.Trainer.subset
+
+    def subset(self, keep):
+        subsets.append(list(keep))
+        return real(self, keep)
+
+    monkeypatch.setattr(skdnn._engine.trainer.Trainer, "subset", subset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        train_batched(models, prepared)
+    n_iter = [m.n_iter_ for m in models]
+    assert n_iter == sorted(n_iter) and n_iter[0] < n_iter[-1]
+    assert subsets  # the batch shrank
+    for model in models:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            sequential = clone(model).fit(X, y)
+        assert model.n_iter_ == sequential.n_iter_
+        assert_allclose(model.loss_curve_, sequential.loss_curve_, rtol=1e-9)
+        for a, b in zip(model.coefs_, sequential.coefs_, strict=True):
+            assert_allclose(a, b, rtol=1e-9, atol=1e-9)

@@ -207,6 +207,21 @@ class _EpochMasks:
                     buffer = torch.empty((S, widths[i], B), dtype=dtype, device=device)
                     self.conversions.append((placed[i][:, first], buffer, runs))
 
+    def continue_from(self, other, keep):
+        """Draw on as the models ``keep`` (indices) of ``other`` would.
+
+        Each takes a copy of the generator its draws came from there: its
+        own, or the one its group shared (see :meth:`draw`).
+        """
+        leaders = {m: members[0] for members in other.groups for m in members}
+        generators = []
+        for m in keep:
+            source = other.generators[leaders[m]]
+            generator = torch.Generator(device=source.device)
+            generator.set_state(source.get_state())
+            generators.append(generator)
+        self.generators = generators
+
     def per_step(self):
         """Each step's tuple of masks per hidden layer (empty without dropout)."""
         if not self.layers:

@@ -39,7 +39,7 @@ class BatchedSGD(NamedTuple):
 def make_stacked_optimizer(models, *, flat, grad, state=None):
     """The optimizer of a trainer's models, as their ``solver`` says.
 
-    ``state`` is one bound model's: Adam's ``(exp_avg, exp_avg_sq, step)``
+    ``state`` is the models' own: Adam's ``(exp_avg, exp_avg_sq, step)``
     or SGD's momentum buffer (None without momentum).
     """
     first = models[0]
@@ -90,9 +90,9 @@ def make_sgd(*, flat, grad, learning_rates, momentum, nesterov, state=None):
     learning_rates : sequence of float
     momentum : float
     nesterov : bool
-    state : Tensor of shape (n_params,), default=None
-        For one model: the momentum buffer of its ``torch.optim.SGD``,
-        updated in place; None: a new zero buffer.
+    state : Tensor of shape (n_models, n_params), default=None
+        The momentum buffers, updated in place (for one model, its
+        ``torch.optim.SGD``'s, of shape (n_params,)); None: new zero ones.
 
     Returns
     -------
@@ -103,7 +103,7 @@ def make_sgd(*, flat, grad, learning_rates, momentum, nesterov, state=None):
     lr = lr.reshape(M, 1)
     buffer = None
     if momentum:
-        buffer = torch.zeros_like(flat) if state is None else state.view(1, -1)
+        buffer = torch.zeros_like(flat) if state is None else state.view(M, -1)
     column = _active_columns(flat)
 
     def epoch(active_steps):
@@ -157,9 +157,10 @@ def make_adam(
     fused : bool, default=None
         Whether to call torch's fused kernel; None: where torch has one.
     state : tuple, default=None
-        For one model: the ``(exp_avg, exp_avg_sq, step)`` of a
-        ``torch.optim.Adam``, updated in place as its own step would; None:
-        new zero moments and counts.
+        The models' ``(exp_avg, exp_avg_sq, step)``, updated in place: for
+        one model, a ``torch.optim.Adam``'s, as its own step would update
+        them; for M, rows of M and M counts (a trainer's subset). None: new
+        zero moments and counts.
 
     Returns
     -------
@@ -179,7 +180,7 @@ def make_adam(
         fused = fused and (state is None or state[2].device == flat.device)
     if state is not None:
         exp_avg, exp_avg_sq, step = state
-        exp_avg, exp_avg_sq = exp_avg.view(1, -1), exp_avg_sq.view(1, -1)
+        exp_avg, exp_avg_sq = exp_avg.view(M, -1), exp_avg_sq.view(M, -1)
     else:
         exp_avg = torch.zeros_like(flat)
         exp_avg_sq = torch.zeros_like(flat)
@@ -189,7 +190,7 @@ def make_adam(
     # when fused); here one per model, a view of the bound one's.
     counts = torch.zeros(M, dtype=torch.float32, device=flat.device)
     if state is not None:
-        counts = step.view(1)
+        counts = step.view(M)
     if not fused:
         return _unfused_adam(
             flat, grad, moments, counts.view(M, 1), learning_rates, settings
@@ -247,7 +248,8 @@ def _fused_adam(flat, grad, moments, counts, learning_rates, settings):
     # tensor.
     learning_rates = np.asarray(learning_rates, dtype=np.float64)
     same_rate = np.diff(learning_rates) == 0
-    taken = np.zeros(M, dtype=np.int64)
+    # The steps each model has taken, as planned (from its state's count).
+    taken = counts.cpu().numpy().astype(np.int64)
     plans = {}
 
     def plan(active, counted):

@@ -33,7 +33,7 @@ from .._training import (
 )
 from .masks import _EpochMasks
 from .network import _models, _step, _StepViews, _Workspace
-from .optim import make_stacked_optimizer
+from .optim import make_stacked_optimizer, rescale_momentum
 
 
 def batch_layout(n_rows, batch):
@@ -193,6 +193,9 @@ class Trainer:
     ):
         M = len(models)
         first = models[0]
+        # What a subset of these models is made from (see subset).
+        self.models, self.prepared = models, prepared
+        self.batch_sizes = np.asarray(batch_sizes)
         dtype, device = first.weights[0].dtype, first.weights[0].device
         self.dtype, self.device = dtype, device
         self.loss = first.loss
@@ -223,12 +226,14 @@ class Trainer:
             sparse_input=self.X_sparse is not None,
         )
         if flat is None:
-            # Each model's initial parameters, into its views of the buffer.
-            for m, model in enumerate(models):
-                for W, value in zip(ws.weights, model.weights, strict=True):
-                    W[m].copy_(value)
-                for b, value in zip(ws.biases, model.biases, strict=True):
-                    b[m, 0].copy_(value)
+            # Each model's initial parameters, into its views of the buffer
+            # (values alone: an estimator's parameters require grad).
+            with torch.no_grad():
+                for m, model in enumerate(models):
+                    for W, value in zip(ws.weights, model.weights, strict=True):
+                        W[m].copy_(value)
+                    for b, value in zip(ws.biases, model.biases, strict=True):
+                        b[m, 0].copy_(value)
         self.solver = first.solver
         self.learning_rates = np.array([model.learning_rate for model in models])
         # L-BFGS steps by scipy: its trainer holds no optimizer state.
@@ -508,6 +513,42 @@ class Trainer:
                 f"got {rates}."
             )
         self.learning_rates = rates
+
+    def change_learning_rates(self, rates):
+        """New learning rates, with scikit-learn's momentum semantics: each
+        model's SGD buffer is scaled by its old rate over its new one (see
+        :func:`~skdnn._engine.optim.rescale_momentum`)."""
+        buffer = self.momentum_buffer
+        if buffer is not None:
+            rescale_momentum(buffer, self.learning_rates, rates)
+        self.set_learning_rates(rates)
+
+    def subset(self, keep):
+        """A trainer of the models ``keep`` (indices) alone, as they are now.
+
+        Their parameters, optimizer state, learning rates and dropout
+        generators carry over: the subset trains them on exactly as this
+        trainer would, without the others' work (see
+        :func:`~skdnn._engine.epochs.run_epochs`). Not for a bound trainer.
+        """
+        part = Trainer(
+            [self.models[k] for k in keep], [self.prepared[k] for k in keep],
+            batch_sizes=self.batch_sizes[keep],
+            numpy_products=self.ws.numpy_products,
+        )  # fmt: skip
+        index = torch.from_numpy(np.asarray(keep, dtype=np.int64)).to(self.device)
+        with torch.no_grad():
+            part.flat.copy_(self.flat.index_select(0, index))
+            state = [t.index_select(0, index) for t in self.optimizer_state]
+        # An optimizer that starts from their state (Adam's plans follow
+        # each model's count of steps).
+        part.optimizer = make_stacked_optimizer(
+            part.models, flat=part.ws.flat, grad=part.ws.grad,
+            state=(state or [None])[0] if self.solver == "sgd" else tuple(state),
+        )  # fmt: skip
+        part.set_learning_rates(self.learning_rates[keep])
+        part.dropout.continue_from(self.dropout, keep)
+        return part
 
     @property
     def flat(self):

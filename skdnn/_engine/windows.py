@@ -22,6 +22,7 @@ import scipy.sparse
 import torch
 
 from . import trainer as trainer_module
+from .optim import rescale_momentum
 from .trainer import Trainer
 
 
@@ -88,6 +89,19 @@ class WindowedTrainer:
                 f"Adam's learning rate is fixed at {self.model.learning_rate}; "
                 f"got {rate}."
             )
+
+    def change_learning_rates(self, rates):
+        """:meth:`set_learning_rates` with scikit-learn's momentum semantics
+        (see :func:`~skdnn._engine.optim.rescale_momentum`)."""
+        buffer = self.momentum_buffer
+        if buffer is not None:
+            old = (
+                self.model.learning_rate
+                if self.learning_rate is None
+                else (self.learning_rate)
+            )
+            rescale_momentum(buffer, [old], rates)
+        self.set_learning_rates(rates)
 
     @property
     def n_rows(self):
