@@ -228,7 +228,9 @@ class _Loop:
             self.kept_state = [s.clone() for s in self.state]
             self.lowest_state = [s.clone() for s in self.state]
         self.best = None if validation is None else flat.clone()
-        self.invscaling = np.array([kind == "invscaling" for kind in rules.schedule])
+        invscaling = np.array([kind == "invscaling" for kind in rules.schedule])
+        self.invscaling = invscaling if invscaling.any() else None
+        self.n_rows = trainer.n_rows
         trainer.set_learning_rates(progress.learning_rates)
 
     def keep(self):
@@ -240,7 +242,7 @@ class _Loop:
     def diverged(self, now, losses):
         """Roll back the models that diverged in this epoch; return them."""
         progress, flat = self.progress, self.trainer.flat
-        for m in np.flatnonzero(now):
+        for m in np.flatnonzero(now) if now.any() else ():
             back = self.lowest_epoch[m] > 0 and self.validation is None
             saved = self.lowest_state if back else self.kept_state
             with torch.no_grad():
@@ -267,28 +269,27 @@ class _Loop:
             self.lowest_loss[lower] = losses[lower]
             self.lowest_epoch[lower] = progress.n_iter[lower] + 1
         progress.n_iter += running
-        progress.t += self.trainer.n_rows * running
+        progress.t += self.n_rows * running
         progress.losses.append(losses)
-        tol = self.rules.tol
+        # In place, where the models run: a few operations on arrays of M,
+        # which for one model cost more than the arithmetic.
         if self.validation is None:
-            worse = losses > progress.best_loss - tol
-            progress.best_loss = np.where(
-                running, np.minimum(progress.best_loss, losses), progress.best_loss
-            )
+            worse = losses > progress.best_loss - self.rules.tol
+            np.minimum(progress.best_loss, losses, out=progress.best_loss,
+                       where=running)  # fmt: skip
             scores = None
         else:
             validation_losses, scores = self.validation(flat)
             progress.scores.append(scores)
             progress.validation_losses.append(validation_losses)
-            worse = scores < progress.best_score + tol
+            worse = scores < progress.best_score + self.rules.tol
             better = running & (scores > progress.best_score)
             if better.any():
                 _copy_rows(self.best, flat, better)
                 progress.best_score[better] = scores[better]
-        progress.no_improvement = np.where(
-            running, np.where(worse, progress.no_improvement + 1, 0),
-            progress.no_improvement,
-        )  # fmt: skip
+        count = progress.no_improvement
+        np.multiply(count, worse, out=count, where=running)
+        count += running & worse
         if self.log is not None:
             for m in np.flatnonzero(running):
                 message = f"Iteration {progress.n_iter[m]}, loss = {losses[m]:.8f}"
@@ -300,17 +301,18 @@ class _Loop:
         """The running models that stop after this epoch; schedules applied."""
         rules, progress = self.rules, self.progress
         rates = progress.learning_rates
-        scaling = running & self.invscaling
-        if scaling.any():
+        if self.invscaling is not None:
+            scaling = running & self.invscaling
             rates = np.where(
                 scaling, rules.learning_rate_init / (progress.t + 1) ** rules.power_t,
                 rates,
             )  # fmt: skip
-        rates = rates.copy()
         plateau = running & (progress.no_improvement > rules.n_iter_no_change)
-        what = "Validation score" if self.validation is not None else "Training loss"
         stop = np.zeros_like(running)
-        for m in np.flatnonzero(plateau):
+        if plateau.any():
+            rates = rates.copy()
+        what = "Validation score" if self.validation is not None else "Training loss"
+        for m in np.flatnonzero(plateau) if plateau.any() else ():
             message = (
                 f"{what} did not improve more than tol={rules.tol[m]} for "
                 f"{rules.n_iter_no_change[m]:g} consecutive epochs."
@@ -326,7 +328,10 @@ class _Loop:
                 message += " Stopping."
             if self.log is not None:
                 self.log(message, m)
-        if (rates != progress.learning_rates).any():
+        if (
+            rates is not progress.learning_rates
+            and (rates != progress.learning_rates).any()
+        ):
             self._set_learning_rates(rates)
         out_of_epochs = running & ~stop & (progress.n_iter >= rules.max_iter)
         progress.stop[out_of_epochs] = MAX_ITER
@@ -421,11 +426,11 @@ class _Compacting:
 
 
 def _copy_rows(out, source, rows):
-    """``out[m] = source[m]`` for the models where ``rows`` is true."""
-    with torch.no_grad():
-        if rows.all():
-            out.copy_(source)
-        else:
-            where = torch.from_numpy(rows).to(out.device)
-            where = where.reshape(-1, *[1] * (out.dim() - 1))
-            torch.where(where, source, out, out=out)
+    """``out[m] = source[m]`` for the models where ``rows`` is true (tensors
+    that need no gradient: the trainers' are detached)."""
+    if rows.all():
+        out.copy_(source)
+    else:
+        where = torch.from_numpy(rows).to(out.device)
+        where = where.reshape(-1, *[1] * (out.dim() - 1))
+        torch.where(where, source, out, out=out)
