@@ -171,7 +171,11 @@ def run_epochs(trainer, rules, progress, *, shuffles, validation=None,
     trainer : Trainer or WindowedTrainer
         Its ``run_epoch(orders, running)`` trains an epoch; ``flat``,
         ``optimizer_state`` and ``momentum_buffer`` are the models' stacked
-        tensors, ``set_learning_rates`` gives SGD its rates.
+        tensors; ``set_learning_rates`` gives SGD its rates, and
+        ``change_learning_rates`` changes them with the momentum rescaled.
+        A trainer of several models also makes ``subset`` trainers, which
+        train its running models alone once most have stopped
+        (:class:`_Compacting`).
     rules : Rules
     progress : Progress
         Updated in place.
@@ -266,8 +270,8 @@ class _Loop:
             for copy, kept in zip(self.lowest_state or (), self.kept_state or (),
                                   strict=True):  # fmt: skip
                 _copy_rows(copy, kept, lower)
-            self.lowest_loss[lower] = losses[lower]
-            self.lowest_epoch[lower] = progress.n_iter[lower] + 1
+            np.copyto(self.lowest_loss, losses, where=lower)
+            np.copyto(self.lowest_epoch, progress.n_iter + 1, where=lower)
         progress.n_iter += running
         progress.t += self.n_rows * running
         progress.losses.append(losses)
@@ -333,9 +337,12 @@ class _Loop:
             and (rates != progress.learning_rates).any()
         ):
             self._set_learning_rates(rates)
-        out_of_epochs = running & ~stop & (progress.n_iter >= rules.max_iter)
-        progress.stop[out_of_epochs] = MAX_ITER
-        return stop | out_of_epochs
+        out_of_epochs = running & (progress.n_iter >= rules.max_iter)
+        if out_of_epochs.any():
+            out_of_epochs &= ~stop
+            progress.stop[out_of_epochs] = MAX_ITER
+            stop |= out_of_epochs
+        return stop
 
     def _set_learning_rates(self, rates):
         # scikit-learn's momentum semantics (see rescale_momentum).
