@@ -171,7 +171,7 @@ def test_a_diverging_model_goes_back_and_the_others_go_on(validating):
         )
 
         class Validation:
-            def __call__(self, flat):
+            def scores(self, flat, running):
                 return np.zeros(2), np.array(next(scores), dtype=float)
 
         kwargs["validation"] = Validation()
@@ -313,6 +313,28 @@ def test_stacked_validation_scores_each_model_as_sklearn(sparse, weighted):
         assert scores[m] == pytest.approx(accuracy_score(y, labels, sample_weight=w))
         expected = log_loss(y, proba, sample_weight=w, labels=[0, 1, 2])
         assert losses[m] == pytest.approx(expected, rel=1e-10)
+
+
+def test_stacked_validation_scores_the_running_models_alone_once_most_stop():
+    rng = np.random.RandomState(2)
+    shapes, flat = _network(rng, [4, 5, 3], 5)
+    parts = _parts(rng, [7, 20, 13, 9, 11], 4, lambda n: rng.randint(3, size=n))
+    validation = StackedValidation(
+        shapes, "relu", loss_by_name("multiclass_log_loss"), parts,
+        dtype=torch.float64, device=torch.device("cpu"),
+    )  # fmt: skip
+    every = validation(flat)
+    for running, scored in [
+        ([1, 1, 1, 0, 1], [0, 1, 2, 3, 4]),  # 4 of 5 run: all are scored
+        ([0, 1, 0, 0, 1], [1, 4]),  # 2 of 5: those two alone
+        ([0, 1, 0, 0, 0], [1]),  # 1 of those 2: at most half, again
+    ]:
+        running = np.array(running, dtype=bool)
+        losses, scores = validation.scores(flat, running)
+        assert validation.scored.tolist() == scored
+        assert_allclose(losses[running], every[0][running], rtol=1e-12)
+        assert_allclose(scores[running], every[1][running], rtol=1e-12)
+    assert np.isnan(losses[~running]).all() and np.isnan(scores[~running]).all()
 
 
 @pytest.mark.parametrize("n_outputs", [1, 2])

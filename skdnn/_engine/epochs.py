@@ -283,7 +283,7 @@ class _Loop:
                        where=running)  # fmt: skip
             scores = None
         else:
-            validation_losses, scores = self.validation(flat)
+            validation_losses, scores = self.validation.scores(flat, running)
             progress.scores.append(scores)
             progress.validation_losses.append(validation_losses)
             worse = scores < progress.best_score + self.rules.tol

@@ -20,6 +20,12 @@ from .._network import ACTIVATIONS_INPLACE
 from .._training import block_rows, to_device
 from .network import _layer_views
 
+# The running models are scored alone once at most this fraction of those
+# scored still run (0: never). The early-stopping search of
+# benchmarks/compaction.py took 0.90 of the time of scoring every model to
+# the end (6 pairs in one process, the same cv_results_).
+_SCORE_FRACTION = 0.5
+
 
 class StackedValidation:
     """Each model's validation loss and score at its current parameters.
@@ -46,7 +52,11 @@ class StackedValidation:
     """
 
     def __init__(self, shapes, activation, loss, parts, *, dtype, device):
-        self.shapes, self.loss = shapes, loss
+        self.shapes, self.loss, self.activation = shapes, loss, activation
+        self.parts = parts
+        # The models scored, and their scorer: all of them here, the
+        # running ones alone once most have stopped (see scores).
+        self.scored, self.scorer = np.arange(len(parts)), self
         self.act = ACTIVATIONS_INPLACE[activation]
         self.n_rows = n_rows = np.array([p[0].shape[0] for p in parts])
         self.block = block_rows([shapes[0][0], *(fan_out for _, fan_out in shapes)])
@@ -80,6 +90,32 @@ class StackedValidation:
         for m, block in enumerate(blocks):
             out[m, : len(block)] = block
         return to_device(out, self.device, self.dtype)
+
+    def scores(self, flat, running):
+        """:meth:`__call__` for the running models: every model's loss and
+        score, NaN for the others.
+
+        Once at most half of the models scored still run, the running ones
+        are stacked anew and scored alone, as a batch's training shrinks
+        (``skdnn._engine.epochs._Compacting``).
+        """
+        if 0 < running.sum() <= _SCORE_FRACTION * len(self.scored):
+            self.scored = np.flatnonzero(running)
+            self.scorer = StackedValidation(
+                self.shapes, self.activation, self.loss,
+                [self.parts[m] for m in self.scored], dtype=self.dtype,
+                device=self.device,
+            )  # fmt: skip
+        if self.scorer is self:
+            return self(flat)
+        index = torch.from_numpy(self.scored).to(flat.device)
+        losses, scores = self.scorer(flat.index_select(0, index))
+        all_losses, all_scores = (
+            np.full(len(running), np.nan),
+            np.full(len(running), np.nan),
+        )
+        all_losses[self.scored], all_scores[self.scored] = losses, scores
+        return all_losses, all_scores
 
     def __call__(self, flat):
         weights, biases = _layer_views(flat, self.shapes)
