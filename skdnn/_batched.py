@@ -324,11 +324,24 @@ def _run_epochs(trainer, estimators, prepared, deferred):
     )  # fmt: skip
     if (progress.stop == INTERRUPTED).any():
         raise KeyboardInterrupt
-    patience = np.array([est.n_iter_no_change for est in estimators], dtype=float)
-    for m in np.flatnonzero((progress.stop == MAX_ITER) & np.isfinite(patience)):
-        message = max_iter_message(estimators[m].max_iter)
+    for m in np.flatnonzero(progress.stop == MAX_ITER):
+        message = max_iter_warning(estimators[m], progress, m)
+        if message is None:
+            continue
         if deferred is not None and m in deferred:
             deferred[m] = message
         else:
             warnings.warn(message, ConvergenceWarning, stacklevel=3)
     return progress, progress.stop == DIVERGED
+
+
+def max_iter_warning(estimator, progress, m):
+    """The message of fit's ConvergenceWarning for model m of a run of the
+    engine's loop, if it ran all its epochs; None otherwise.
+
+    With n_iter_no_change=inf, running all max_iter epochs is what was asked
+    for (to record whole curves): no warning.
+    """
+    if progress.stop[m] == MAX_ITER and np.isfinite(estimator.n_iter_no_change):
+        return max_iter_message(estimator.max_iter)
+    return None

@@ -21,6 +21,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from ._batched import (
+    max_iter_warning,
     new_optimizer,
     record_epochs,
     stacked_model,
@@ -32,7 +33,6 @@ from ._engine import trainer as engine_trainer
 from ._engine.epochs import (
     DIVERGED,
     INTERRUPTED,
-    MAX_ITER,
     Progress,
     Shuffles,
     run_epochs,
@@ -46,7 +46,6 @@ from ._training import (
     block_rows,
     clipped_batch_size,
     fit_lbfgs,
-    max_iter_message,
     sgd_momentum_buffer,
 )
 
@@ -276,14 +275,8 @@ def _record_progress(estimator, progress, incremental):
             divergence_message(estimator, progress, 0), ConvergenceWarning,
             stacklevel=5,
         )  # fmt: skip
-    elif stop == MAX_ITER and not incremental:
-        # With n_iter_no_change=inf, running all max_iter epochs is what was
-        # asked for (to record whole curves).
-        if np.isfinite(estimator.n_iter_no_change):
-            warnings.warn(
-                max_iter_message(estimator.max_iter), ConvergenceWarning,
-                stacklevel=5,
-            )  # fmt: skip
+    elif not incremental and (message := max_iter_warning(estimator, progress, 0)):
+        warnings.warn(message, ConvergenceWarning, stacklevel=5)
 
 
 def divergence_message(estimator, progress, m):

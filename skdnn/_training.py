@@ -241,34 +241,6 @@ def adam_state(optimizer):
     return load_adam_state(optimizer)
 
 
-def evaluate(weights, biases, X, target, sample_weight, *, activation, loss):
-    """Loss (without penalty) and accuracy on held-out data, as Python floats.
-
-    Accuracy is scikit-learn's: the weighted fraction of samples whose
-    predicted labels are all right (subset accuracy for multilabel targets).
-    """
-    n_samples = len(X)
-    units = [weights[0].shape[0]] + [W.shape[1] for W in weights]
-    step = block_rows(units)
-    losses, correct = [], []
-    with torch.inference_mode():
-        for start in range(0, n_samples, step):
-            rows = slice(start, start + step)
-            logits = forward(weights, biases, X[rows], activation=activation)
-            t = _target_columns(loss, target[rows])
-            losses.append(loss.per_sample(logits, t, 1)[:, 0])
-            correct.append(loss.hits(logits, t, 1)[:, 0])
-        per_sample = torch.cat(losses)
-        hits = torch.cat(correct).to(per_sample.dtype)
-        if sample_weight is None:
-            return per_sample.mean().item(), hits.mean().item()
-        weight_sum = sample_weight.sum()
-        return (
-            ((per_sample * sample_weight).sum() / weight_sum).item(),
-            ((hits * sample_weight).sum() / weight_sum).item(),
-        )
-
-
 def fit_lbfgs(params, objective, *, max_iter, max_fun, tol, callback=None):
     """Minimise ``objective`` with scipy's L-BFGS-B, starting from ``params``.
 

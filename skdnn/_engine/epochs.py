@@ -315,23 +315,8 @@ class _Loop:
         stop = np.zeros_like(running)
         if plateau.any():
             rates = rates.copy()
-        what = "Validation score" if self.validation is not None else "Training loss"
-        for m in np.flatnonzero(plateau) if plateau.any() else ():
-            message = (
-                f"{what} did not improve more than tol={rules.tol[m]} for "
-                f"{rules.n_iter_no_change[m]:g} consecutive epochs."
-            )
-            adaptive = rules.schedule[m] == "adaptive"
-            if adaptive and rates[m] > MIN_ADAPTIVE_LEARNING_RATE:
-                rates[m] /= 5.0
-                progress.no_improvement[m] = 0
-                message += f" Setting learning rate to {rates[m]:f}"
-            else:
-                stop[m] = True
-                progress.stop[m] = PLATEAU
-                message += " Stopping."
-            if self.log is not None:
-                self.log(message, m)
+            for m in np.flatnonzero(plateau):
+                stop[m] = self._plateau(m, rates)
         if (
             rates is not progress.learning_rates
             and (rates != progress.learning_rates).any()
@@ -343,6 +328,29 @@ class _Loop:
             progress.stop[out_of_epochs] = MAX_ITER
             stop |= out_of_epochs
         return stop
+
+    def _plateau(self, m, rates):
+        """Model m's plateau: 'adaptive' divides its rate (in ``rates``) by
+        5 while above the floor; otherwise it stops. Whether it stops."""
+        rules, progress = self.rules, self.progress
+        what = "Validation score" if self.validation is not None else "Training loss"
+        message = (
+            f"{what} did not improve more than tol={rules.tol[m]} for "
+            f"{rules.n_iter_no_change[m]:g} consecutive epochs."
+        )
+        stops = not (
+            rules.schedule[m] == "adaptive" and rates[m] > MIN_ADAPTIVE_LEARNING_RATE
+        )
+        if stops:
+            progress.stop[m] = PLATEAU
+            message += " Stopping."
+        else:
+            rates[m] /= 5.0
+            progress.no_improvement[m] = 0
+            message += f" Setting learning rate to {rates[m]:f}"
+        if self.log is not None:
+            self.log(message, m)
+        return stops
 
     def _set_learning_rates(self, rates):
         # scikit-learn's momentum semantics (see rescale_momentum).

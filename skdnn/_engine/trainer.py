@@ -106,6 +106,27 @@ def row_offsets(n_rows):
     return np.repeat(np.concatenate([[0], np.cumsum(n_rows)[:-1]]), n_rows)
 
 
+def checked_learning_rates(solver, current, rates):
+    """``rates`` as float64, where a trainer of ``solver`` may take them:
+    SGD's change with its schedules, Adam's are fixed (other ones are an
+    error)."""
+    rates = np.asarray(rates, dtype=np.float64)
+    if solver != "sgd" and not np.array_equal(rates, current):
+        raise ValueError(f"Adam's learning rates are fixed at {current}; got {rates}.")
+    return rates
+
+
+def change_learning_rates(trainer, rates):
+    """A trainer's (or windowed trainer's) ``change_learning_rates``: new
+    rates with scikit-learn's momentum semantics, each model's SGD buffer
+    scaled by its old rate over its new one (see
+    :func:`~skdnn._engine.optim.rescale_momentum`)."""
+    buffer = trainer.momentum_buffer
+    if buffer is not None:
+        rescale_momentum(buffer, trainer.learning_rates, rates)
+    trainer.set_learning_rates(rates)
+
+
 def multiplies_sparse(device):
     """Whether a trainer on ``device`` takes sparse X as it is.
 
@@ -495,33 +516,17 @@ class Trainer:
         for s, holder in enumerate(self.sparse_batches):
             holder[0] = X[s * B : (s + 1) * B]
 
-    def set_learning_rate(self, rate):
-        """SGD's learning rate for the next steps, of every model."""
-        self.set_learning_rates(np.full(len(self.n_rows), rate))
-
     def set_learning_rates(self, rates):
         """Each model's learning rate for the next steps (SGD's schedules).
 
         Adam's rates are fixed: setting other ones is an error.
         """
-        rates = np.asarray(rates, dtype=np.float64)
+        rates = checked_learning_rates(self.solver, self.learning_rates, rates)
         if self.solver == "sgd":
             self.optimizer.learning_rates.copy_(torch.from_numpy(rates).reshape(-1, 1))
-        elif not np.array_equal(rates, self.learning_rates):
-            raise ValueError(
-                f"Adam's learning rates are fixed at {self.learning_rates}; "
-                f"got {rates}."
-            )
         self.learning_rates = rates
 
-    def change_learning_rates(self, rates):
-        """New learning rates, with scikit-learn's momentum semantics: each
-        model's SGD buffer is scaled by its old rate over its new one (see
-        :func:`~skdnn._engine.optim.rescale_momentum`)."""
-        buffer = self.momentum_buffer
-        if buffer is not None:
-            rescale_momentum(buffer, self.learning_rates, rates)
-        self.set_learning_rates(rates)
+    change_learning_rates = change_learning_rates
 
     def subset(self, keep):
         """A trainer of the models ``keep`` (indices) alone, as they are now.
@@ -568,17 +573,6 @@ class Trainer:
     def momentum_buffer(self):
         """SGD's momentum buffers, one row per model; None for Adam or none."""
         return self.optimizer.momentum_buffer if self.solver == "sgd" else None
-
-    def run_single_epoch(self, order):
-        """One epoch of a trainer of one model (``fit``'s); its loss, a float.
-
-        ``order`` is the permutation of the rows (an ndarray), or None for
-        their given order.
-        """
-        if order is None:
-            order = np.arange(int(self.n_rows[0]))
-        losses, _ = self.run_epoch([order], np.ones(1, dtype=bool))
-        return float(losses[0])
 
     def run_epoch(self, orders, running):
         """One epoch of every running model, each visiting its rows in its order.

@@ -22,8 +22,7 @@ import scipy.sparse
 import torch
 
 from . import trainer as trainer_module
-from .optim import rescale_momentum
-from .trainer import Trainer
+from .trainer import Trainer, change_learning_rates, checked_learning_rates
 
 
 class WindowedTrainer:
@@ -59,7 +58,7 @@ class WindowedTrainer:
         self.model, self.batch_size = model, batch_size
         self.window_rows, self.numpy_products = window_rows, numpy_products
         self.bound = bound
-        self.learning_rate = None
+        self.learning_rates = np.array([model.learning_rate], dtype=np.float64)
         # A trainer per window length: the whole windows' and the last's.
         self.trainers = {}
         self.reload([checked])
@@ -75,33 +74,14 @@ class WindowedTrainer:
             for trainer in self.trainers.values():
                 trainer.dropout.generators = [generator]
 
-    def set_learning_rate(self, rate):
-        """SGD's learning rate for the next steps (the schedules change it)."""
-        self.learning_rate = rate
-
     def set_learning_rates(self, rates):
-        """:meth:`set_learning_rate`, as a trainer of one model takes it."""
-        (rate,) = rates
-        if self.model.solver == "sgd":
-            self.learning_rate = float(rate)
-        elif rate != self.model.learning_rate:
-            raise ValueError(
-                f"Adam's learning rate is fixed at {self.model.learning_rate}; "
-                f"got {rate}."
-            )
+        """SGD's learning rate for the next steps, as every window's trainer
+        takes it (see :meth:`Trainer.set_learning_rates`)."""
+        self.learning_rates = checked_learning_rates(
+            self.model.solver, self.learning_rates, rates
+        )
 
-    def change_learning_rates(self, rates):
-        """:meth:`set_learning_rates` with scikit-learn's momentum semantics
-        (see :func:`~skdnn._engine.optim.rescale_momentum`)."""
-        buffer = self.momentum_buffer
-        if buffer is not None:
-            old = (
-                self.model.learning_rate
-                if self.learning_rate is None
-                else (self.learning_rate)
-            )
-            rescale_momentum(buffer, [old], rates)
-        self.set_learning_rates(rates)
+    change_learning_rates = change_learning_rates
 
     @property
     def n_rows(self):
@@ -128,12 +108,16 @@ class WindowedTrainer:
         return self.bound[2].view(1, -1)
 
     def run_epoch(self, orders, running):
-        """:meth:`run_single_epoch` as a trainer of one model runs an epoch:
-        its loss and whether its parameters are finite, arrays of one."""
+        """One epoch, window after window, as a trainer of one model runs it:
+        its loss and whether its parameters are finite, arrays of one (the
+        last window's: a non-finite value stays so)."""
         (order,) = orders
-        loss = self.run_single_epoch(order)
-        finite = np.isfinite(float(self.flat.sum()))
-        return np.array([loss]), np.array([finite])
+        total = 0.0
+        for rows, X_rows in self._windows(order):
+            trainer = self._trainer(rows, X_rows)
+            losses, finite = trainer.run_epoch([np.arange(len(rows))], running)
+            total += losses * len(rows)
+        return total / self.checked.X.shape[0], finite
 
     def _window(self, rows, X_rows):
         """The rows ``rows`` of the input, dense, as a trainer takes them;
@@ -169,8 +153,8 @@ class WindowedTrainer:
             self.trainers[len(rows)] = trainer
         else:
             trainer.reload([window])
-        if self.learning_rate is not None:
-            trainer.set_learning_rate(self.learning_rate)
+        if self.model.solver == "sgd":
+            trainer.set_learning_rates(self.learning_rates)
         return trainer
 
     def _windows(self, order):
@@ -187,14 +171,6 @@ class WindowedTrainer:
         for start in range(0, n, self.window_rows):
             stop = start + self.window_rows
             yield order[start:stop], X[start:stop] if sparse else None
-
-    def run_single_epoch(self, order):
-        """One epoch, window after window; its loss, as the trainer's."""
-        total = 0.0
-        for rows, X_rows in self._windows(order):
-            trainer = self._trainer(rows, X_rows)
-            total += trainer.run_single_epoch(None) * len(rows)
-        return total / self.checked.X.shape[0]
 
     def full_batch_objective(self):
         """L-BFGS's objective, as :meth:`Trainer.full_batch_objective`'s, over
