@@ -15,17 +15,28 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .._compat import sigmoid_backward, tanh_backward, threshold_backward
+from .._compat import direct, sigmoid_backward, tanh_backward, threshold_backward
 from .._network import ACTIVATIONS_INPLACE
 
-# Each hidden activation's derivative from its output, written over the
-# incoming gradient: torch's own backward kernels, one operation each.
-_ACTIVATION_BACKWARD_INPLACE = {
-    "identity": lambda grad, out: grad,
-    "logistic": lambda grad, out: sigmoid_backward(grad, out, grad_input=grad),
-    "tanh": lambda grad, out: tanh_backward(grad, out, grad_input=grad),
-    "relu": lambda grad, out: threshold_backward(grad, out, 0, grad_input=grad),
+# Each hidden activation's torch backward kernel (see _activation_backward).
+_ACTIVATION_KERNELS = {
+    "logistic": sigmoid_backward,
+    "tanh": tanh_backward,
+    "relu": threshold_backward,
 }
+
+
+def _activation_backward(activation):
+    """The hidden activation's derivative from its output, written over the
+    incoming gradient: torch's own backward kernel, one operation, called
+    with no frame of skdnn's in between (:func:`~skdnn._compat.direct`)."""
+    if activation == "identity":
+        return lambda grad, out: grad
+    kernel = direct(_ACTIVATION_KERNELS[activation])
+    if activation == "relu":
+        return lambda grad, out: kernel(grad, out, 0, grad_input=grad)
+    return lambda grad, out: kernel(grad, out, grad_input=grad)
+
 
 # torch's CPU bmm multiplies matrices of fewer than 400 multiply-adds in an
 # unvectorized loop that costs about 3 ns per output: a (32, 2) @ (2, 6)
@@ -199,7 +210,10 @@ class _Workspace:
                 (M, fan_out, fan_in), dtype=dtype, device=device
             )
         self.act = ACTIVATIONS_INPLACE[activation]
-        self.act_backward = _ACTIVATION_BACKWARD_INPLACE[activation]
+        self.act_backward = _activation_backward(activation)
+        # ReLU's gate with dropout: 1 / (1 - p) where the unit's input is
+        # positive and kept, 0 elsewhere.
+        self.threshold_backward = direct(threshold_backward)
         as_numpy = self.as_numpy
         self.weights_np = [as_numpy(W) for W in self.weights]
         self.weights_T_np = [as_numpy(W) for W in self.weights_T]
@@ -368,7 +382,7 @@ def _forward(ws, views):
             ws.act(out)
         elif ws.gated:
             gate = ws.gates[i]
-            threshold_backward(mask, out, 0, grad_input=gate)
+            ws.threshold_backward(mask, out, 0, grad_input=gate)
             torch.mul(out, gate, out=ws.masked[i])
         else:
             torch.mul(ws.act(out), mask, out=ws.masked[i])

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .._compat import fused_adam, has_fused_adam
+from .._compat import direct, fused_adam, has_fused_adam
 
 
 class BatchedAdam(NamedTuple):
@@ -288,6 +288,8 @@ def _fused_adam(flat, grad, moments, counts, learning_rates, settings):
         taken[:] += active_steps.sum(axis=0)
         return plans[key]
 
+    kernel = direct(fused_adam)
+
     def apply(step_plan):
         increment, calls = step_plan
         if increment is None:
@@ -295,7 +297,11 @@ def _fused_adam(flat, grad, moments, counts, learning_rates, settings):
         else:
             counts.add_(increment)
         for lr, tensors in calls:
-            fused_adam_kernel(tensors, lr, beta_1, beta_2, eps)
+            # The kernel's lists: parameters, gradients, first and second
+            # moments, (no AMSGrad maxima) and the counts, advanced above.
+            # No weight decay, AMSGrad or maximization: skdnn's Adam has none.
+            kernel(*tensors, lr=lr, beta1=beta_1, beta2=beta_2, weight_decay=0.0,
+                   eps=eps, amsgrad=False, maximize=False)  # fmt: skip
 
     return BatchedAdam(epoch, apply, exp_avg, exp_avg_sq, counts)
 
@@ -329,22 +335,3 @@ def _adam(*, flat, grad, exp_avg, exp_avg_sq, steps, lr, active, beta_1, beta_2,
         bias_correction2_sqrt = (1 - beta_2**counts).sqrt()
         denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
         flat.addcmul_(exp_avg / denom, step_size / bias_correction1, value=-1)
-
-
-def fused_adam_kernel(tensors, lr, beta_1, beta_2, eps):
-    """Call torch's fused Adam kernel, as ``Adam(fused=True).step`` ends in.
-
-    ``tensors`` are the kernel's lists: parameters, gradients, first and
-    second moments, (no AMSGrad maxima) and step counts, already advanced.
-    No weight decay, AMSGrad or maximization: skdnn's Adam has none.
-    """
-    fused_adam(
-        *tensors,
-        lr=lr,
-        beta1=beta_1,
-        beta2=beta_2,
-        weight_decay=0.0,
-        eps=eps,
-        amsgrad=False,
-        maximize=False,
-    )
