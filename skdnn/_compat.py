@@ -91,18 +91,17 @@ def direct(function):
     """``function``'s private torch operation itself where torch has it, else
     ``function``, its public fallback: the same call either way.
 
-    For ``threshold_backward``, ``sigmoid_backward``, ``tanh_backward`` and
-    ``fused_adam``. The engine looks each up once, when it makes a
-    workspace or an optimizer, and its steps then call the operation with no
-    Python frame of skdnn's in between: a small network's step makes about
-    thirty calls of a few microseconds each, and these frames (with the
-    step's own) had made W4's epochs 6% slower than one function's step.
+    For ``threshold_backward``, ``sigmoid_backward`` and ``tanh_backward``.
+    The engine looks each up once, when it makes a workspace, and its steps
+    then call the operation with no Python frame of skdnn's in between: a
+    small network's step makes about thirty calls of a few microseconds
+    each, and such frames had made W4's epochs 6% slower than at the
+    engine's start (ec39f41).
     """
     private = {
         threshold_backward: _THRESHOLD_BACKWARD,
         sigmoid_backward: _SIGMOID_BACKWARD,
         tanh_backward: _TANH_BACKWARD,
-        fused_adam: _FUSED_ADAM,
     }[function]
     return function if private is None else private
 
@@ -112,9 +111,10 @@ def has_fused_adam():
     return _FUSED_ADAM is not None
 
 
-def fused_adam(*tensors, **settings):
-    """``torch._fused_adam_``; only where :func:`has_fused_adam`."""
-    _FUSED_ADAM(*tensors, **settings)
+def fused_adam():
+    """The kernel ``torch._fused_adam_`` itself, for the engine to call at
+    every step; only where :func:`has_fused_adam`."""
+    return _FUSED_ADAM
 
 
 # BaseSearchCV's private methods: skdnn's batched searches call them on

@@ -18,11 +18,12 @@ import torch
 from .._compat import direct, sigmoid_backward, tanh_backward, threshold_backward
 from .._network import ACTIVATIONS_INPLACE
 
-# Each hidden activation's torch backward kernel (see _activation_backward).
+# Each hidden activation's torch backward kernel and the arguments it takes
+# between the output and ``grad_input`` (see _activation_backward).
 _ACTIVATION_KERNELS = {
-    "logistic": sigmoid_backward,
-    "tanh": tanh_backward,
-    "relu": threshold_backward,
+    "logistic": (sigmoid_backward, ()),
+    "tanh": (tanh_backward, ()),
+    "relu": (threshold_backward, (0,)),
 }
 
 
@@ -32,10 +33,9 @@ def _activation_backward(activation):
     with no frame of skdnn's in between (:func:`~skdnn._compat.direct`)."""
     if activation == "identity":
         return lambda grad, out: grad
-    kernel = direct(_ACTIVATION_KERNELS[activation])
-    if activation == "relu":
-        return lambda grad, out: kernel(grad, out, 0, grad_input=grad)
-    return lambda grad, out: kernel(grad, out, grad_input=grad)
+    function, arguments = _ACTIVATION_KERNELS[activation]
+    kernel = direct(function)
+    return lambda grad, out: kernel(grad, out, *arguments, grad_input=grad)
 
 
 # torch's CPU bmm multiplies matrices of fewer than 400 multiply-adds in an

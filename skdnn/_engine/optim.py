@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .._compat import direct, fused_adam, has_fused_adam
+from .._compat import fused_adam, has_fused_adam
 
 
 class BatchedAdam(NamedTuple):
@@ -288,7 +288,7 @@ def _fused_adam(flat, grad, moments, counts, learning_rates, settings):
         taken[:] += active_steps.sum(axis=0)
         return plans[key]
 
-    kernel = direct(fused_adam)
+    kernel = fused_adam()
 
     def apply(step_plan):
         increment, calls = step_plan
