@@ -97,7 +97,9 @@ def epoch_rows(orders, layout, *, out=None, offsets=None):
         offsets = row_offsets([len(order) for order in orders])
     rows = np.concatenate(orders).astype(np.int64, copy=False)
     rows += offsets
-    return np.take(rows, source, out=out)
+    # Every index is in range by construction: "clip" spares numpy's bounds
+    # check and the buffered copy that checking into ``out`` takes.
+    return np.take(rows, source, out=out, mode="clip")
 
 
 def row_offsets(n_rows):
@@ -651,13 +653,16 @@ class Trainer:
 def _take_rows(rows, pairs):
     """Copy ``source[rows]`` into each ``(source, out)`` pair's ``out``."""
     if pairs[0][0].device.type == "cpu":
-        # numpy's take: a third faster than index_select on narrow rows.
+        # numpy's take: a third faster than index_select on narrow rows;
+        # "clip" (the rows are in range, from epoch_rows) half as long again
+        # as the default "raise", whose bounds check buffers the copy.
         for source, out in pairs:
             np.take(
                 source.numpy(),
                 rows,
                 axis=0,
                 out=out.view(-1, *source.shape[1:]).numpy(),
+                mode="clip",
             )
         return
     index = torch.from_numpy(rows).to(pairs[0][0].device)
