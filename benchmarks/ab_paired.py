@@ -90,7 +90,11 @@ def _fits(packages, bench_dir, name):
 
         def fit_of(package, model_selection):
             def fit(seed):
-                clf = package.DNNClassifier(random_state=seed, **params)
+                clf = package.DNNClassifier(
+                    random_state=seed,
+                    **params,
+                    **bench.one_network(package.DNNClassifier),
+                )
                 return clf.fit(X, y)
 
             return fit
@@ -103,7 +107,9 @@ def _fits(packages, bench_dir, name):
 
         def fit_of(package, model_selection):
             def fit(seed):
-                estimator = search._network(package.DNNClassifier)
+                estimator = search._network(
+                    package.DNNClassifier, **bench.one_network(package.DNNClassifier)
+                )
                 grid = {"dropout": search.DROPOUT}
                 cv = StratifiedKFold(5)
                 return model_selection.GridSearchCV(estimator, grid, cv=cv).fit(X, y)

@@ -49,6 +49,9 @@ ax.set_aspect("equal")
 # Five seeds
 # ----------
 # Each seed gives different initial weights and a different batch order.
+# A network this narrow trains six times from different initial weights, as
+# one batch, and keeps the one of lowest training loss (``n_init='auto'``):
+# with one, one seed in five ends stuck below 0.93 test accuracy.
 accuracies = []
 for seed in range(5):
     model = DNNClassifier(

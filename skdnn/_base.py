@@ -40,8 +40,14 @@ from ._device import (
     torch_threads,
 )
 from ._engine.losses import loss_for_output
-from ._fitting import _all_finite, fit_lbfgs_model, fit_stochastic
+from ._fitting import (
+    _all_finite,
+    fit_lbfgs_model,
+    fit_restarts,
+    fit_stochastic,
+)
 from ._network import MLPModule, flatten_parameters, init_params
+from ._restarts import check_n_init, restart_twins
 from ._training import (
     as_rows,
     block_rows,
@@ -227,6 +233,7 @@ class BaseDNN(BaseEstimator):
         ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "n_init": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
         "n_threads": [
             StrOptions({"auto"}),
@@ -262,6 +269,7 @@ class BaseDNN(BaseEstimator):
         n_iter_no_change=10,
         max_fun=15000,
         dropout=0.0,
+        n_init="auto",
         device="auto",
         n_threads="auto",
     ):
@@ -289,6 +297,7 @@ class BaseDNN(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dropout = dropout
+        self.n_init = n_init
         self.device = device
         self.n_threads = n_threads
 
@@ -312,6 +321,8 @@ class BaseDNN(BaseEstimator):
         self._start_fit(fit)
         if self.solver == "lbfgs":
             fit_lbfgs_model(self, fit.X, fit.target, fit.sample_weight)
+        elif fit.restarts:
+            fit_restarts(self, fit)
         else:
             generator = torch.Generator(device=self.device_).manual_seed(fit.torch_seed)
             fit_stochastic(
@@ -385,6 +396,7 @@ class BaseDNN(BaseEstimator):
             sizes=sizes, rates=rates, device=device, first_pass=first_pass, X=X,
             y=y, target=target, sample_weight=sample_weight, encoder=encoder,
             rng=rng, torch_seed=torch_seed, validation=validation,
+            incremental=incremental, restarts=[],
         )  # fmt: skip
 
     def _check_fit_params(self, incremental):
@@ -399,6 +411,7 @@ class BaseDNN(BaseEstimator):
             )
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True.")
+        check_n_init(self)
         return sizes, rates
 
     def _combined_sample_weight(self, sample_weight, X, y, encoder):
@@ -426,6 +439,7 @@ class BaseDNN(BaseEstimator):
                 fit.sizes, fit.rates, fit.X.shape[1], fit.target, dtype, fit.rng,
                 fit.device,
             )  # fmt: skip
+            fit.restarts = restart_twins(self, fit, dtype)
         else:
             self._continue(fit.rates, fit.device)
 

@@ -11,7 +11,9 @@ what it needs of one.
 # Authors: The skdnn developers
 # SPDX-License-Identifier: BSD-3-Clause
 
+import contextlib
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -202,21 +204,40 @@ def train_batched(estimators, prepared, *, numpy_products=None, deferred=None):
         unfinished: the caller fits them sequentially, which handles
         divergence as ``fit`` does.
     """
+    with _batch_threads(estimators, prepared, numpy_products) as numpy_products:
+        return _train(
+            estimators, prepared, numpy_products=numpy_products, deferred=deferred
+        )
+
+
+def train_restarts(estimator, fit, log=None):
+    """Train a prepared fit and its restarts in one batch (the networks of
+    ``fit``, as ``BaseDNN._start_fit`` left it); return the run, as
+    :func:`_train_restarts` does, for the caller to :func:`keep_best`.
+    ``log(message, m)``, if given, takes the epoch loop's messages."""
+    with _batch_threads([estimator], [fit], None) as numpy_products:
+        return _train_restarts(
+            [estimator], [fit], numpy_products=numpy_products, log=log
+        )
+
+
+@contextlib.contextmanager
+def _batch_threads(estimators, prepared, numpy_products):
+    """Threads and products of a batch: the first estimator's rule for
+    threads, on the batch's work per step (one thread for small work, where
+    more cost more than they save); yields whether products go through numpy."""
     first = estimators[0]
+    n_models = sum(1 + len(getattr(fit, "restarts", ())) for fit in prepared)
     n_model_weights = sum(W.numel() for W in first.module_.weights)
-    # The estimator's rule for threads, on the batch's work per step: one
-    # thread for small work, where more cost more than they save.
     threads = n_threads_for(
         first.n_threads,
         device=first.device_,
-        macs_per_step=len(estimators) * 200 * n_model_weights,
+        macs_per_step=n_models * 200 * n_model_weights,
     )
     if numpy_products is None:
         numpy_products = uses_numpy_products(first.device_, threads)
     with torch_threads(threads), blas_threads(threads), torch.no_grad():
-        return _train(
-            estimators, prepared, numpy_products=numpy_products, deferred=deferred
-        )
+        yield numpy_products
 
 
 def stopping_rules(estimators, incremental=False):
@@ -280,26 +301,90 @@ def _train(estimators, prepared, *, numpy_products=None, deferred=None):
 
     What :func:`train_batched` does, inside its thread settings.
     """
-    n_rows = np.array([len(p.X) for p in prepared])
-    trainer = Trainer(
-        [stacked_model(est) for est in estimators],
-        prepared,
-        batch_sizes=_batch_sizes(estimators, n_rows),
-        numpy_products=numpy_products,
-    )
-    progress, diverged = _run_epochs(trainer, estimators, prepared, deferred)
-    for m, est in enumerate(estimators):
-        if not diverged[m]:
-            finish_fit(est, trainer, progress, m)
+    run = _train_restarts(estimators, prepared, numpy_products=numpy_products)
+    if (run.progress.stop == INTERRUPTED).any():
+        raise KeyboardInterrupt
+    diverged = np.ones(len(estimators), dtype=bool)
+    for i, est in enumerate(estimators):
+        j = keep_best(est, run, i)
+        if j is None:
+            continue
+        diverged[i] = False
+        message = run.messages[j]
+        if message is not None and deferred is not None and i in deferred:
+            deferred[i] = message
+        elif message is not None:
+            warnings.warn(message, ConvergenceWarning, stacklevel=4)
     return diverged
 
 
-def _run_epochs(trainer, estimators, prepared, deferred):
+def _train_restarts(estimators, prepared, *, numpy_products=None, log=None):
+    """Train prepared estimators and their restarts (``restarts`` of each
+    one's checked input, see ``_restarts.restart_twins``) in one batch.
+
+    Returns
+    -------
+    types.SimpleNamespace
+        ``models`` (each network's estimator: the prepared ones and their
+        twins), ``owners`` (the index of each one's prepared estimator),
+        ``trainer``, ``progress``, ``diverged`` and ``messages`` (each
+        network's ConvergenceWarning for running all its epochs, or None).
+    """
+    members = [
+        (i, model, fit)
+        for i, (est, first) in enumerate(zip(estimators, prepared, strict=True))
+        for model, fit in [(est, first), *getattr(first, "restarts", ())]
+    ]
+    owners = np.array([i for i, _, _ in members])
+    models = [model for _, model, _ in members]
+    fits = [fit for _, _, fit in members]
+    # A fit's restarts share its rows, so its batch size (and its warning).
+    n_rows = np.array([len(fit.X) for fit in prepared])
+    trainer = Trainer(
+        [stacked_model(model) for model in models],
+        fits,
+        batch_sizes=_batch_sizes(estimators, n_rows)[owners],
+        numpy_products=numpy_products,
+    )
+    messages = {}
+    progress, diverged = _run_epochs(trainer, models, fits, messages, log)
+    return SimpleNamespace(
+        models=models, owners=owners, trainer=trainer, progress=progress,
+        diverged=diverged, messages=messages,
+    )  # fmt: skip
+
+
+def keep_best(estimator, run, i):
+    """Finish ``estimator`` (prepared estimator i of a run of
+    :func:`_train_restarts`) with the best of its networks that did not
+    diverge; return that network's index in the run, or None if all diverged.
+
+    The best has the highest validation score with early stopping, the
+    lowest training loss in its last epoch otherwise; the first restart
+    wins ties.
+    """
+    progress = run.progress
+    candidates = np.flatnonzero((run.owners == i) & ~run.diverged)
+    if not len(candidates):
+        return None
+    if estimator._validates():
+        j = candidates[np.argmax(progress.best_score[candidates])]
+    else:
+        last = [(progress.curve(j) or [np.inf])[-1] for j in candidates]
+        j = candidates[np.argmin(last)]
+    model = run.models[j]
+    finish_fit(model, run.trainer, progress, j)
+    if model is not estimator:
+        estimator.__dict__.update(model.__dict__)
+    return j
+
+
+def _run_epochs(trainer, estimators, prepared, messages, log=None):
     """Run the trainer's epochs until every model stops by fit's stopping rule.
 
-    A model that runs all its epochs issues fit's ConvergenceWarning, or
-    stores it in ``deferred`` (see :func:`train_batched`). A Ctrl-C stops
-    the search, as it did before the loop caught it.
+    A model that runs all its epochs has fit's ConvergenceWarning message
+    stored in ``messages`` under its index, None there otherwise, for the
+    caller to issue for the models it keeps.
 
     Returns
     -------
@@ -320,18 +405,10 @@ def _run_epochs(trainer, estimators, prepared, deferred):
     validation = stacked_validation(estimators, [fit.validation for fit in prepared])
     run_epochs(
         trainer, stopping_rules(estimators), progress, shuffles=shuffles,
-        validation=validation,
+        validation=validation, log=log,
     )  # fmt: skip
-    if (progress.stop == INTERRUPTED).any():
-        raise KeyboardInterrupt
-    for m in np.flatnonzero(progress.stop == MAX_ITER):
-        message = max_iter_warning(estimators[m], progress, m)
-        if message is None:
-            continue
-        if deferred is not None and m in deferred:
-            deferred[m] = message
-        else:
-            warnings.warn(message, ConvergenceWarning, stacklevel=3)
+    for m, est in enumerate(estimators):
+        messages[m] = max_iter_warning(est, progress, m)
     return progress, progress.stop == DIVERGED
 
 

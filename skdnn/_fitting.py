@@ -21,12 +21,14 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from ._batched import (
+    keep_best,
     max_iter_warning,
     new_optimizer,
     record_epochs,
     stacked_model,
     stacked_validation,
     stopping_rules,
+    train_restarts,
 )
 from ._device import blas_threads, n_threads_for, torch_threads
 from ._engine import trainer as engine_trainer
@@ -249,6 +251,45 @@ def fit_stochastic(estimator, fit, *, incremental, generator):
         # Before the first epoch: nothing has changed.
         progress = None
     _record_progress(estimator, progress, incremental)
+
+
+def fit_restarts(estimator, fit):
+    """Train a fit's ``n_init`` networks as one batch and keep the best.
+
+    Each starts from its own initial weights and trains as ``fit`` trains
+    one (the same shuffles, stopping rules and warnings); the estimator
+    keeps the one of lowest final training loss, or of best validation
+    score with early stopping. If every one diverged, the first trains
+    alone, as a fit of one network does, which handles its divergence.
+    """
+    state = fit.rng.get_state()
+    log = None
+    if estimator.verbose:
+        # The epoch loop's lines, as a fit of one network prints them, each
+        # saying whose they are.
+        def log(message, m):
+            print(f"Restart {m + 1}: {message}")
+
+    run = train_restarts(estimator, fit, log=log)
+    kept = keep_best(estimator, run, 0)
+    if kept is None:
+        fit.rng.set_state(state)
+        generator = torch.Generator(device=estimator.device_).manual_seed(
+            fit.torch_seed
+        )
+        fit_stochastic(estimator, fit, incremental=False, generator=generator)
+        return
+    if estimator.verbose:
+        print(f"Kept restart {kept + 1} of {len(run.models)}.")
+    if run.progress.stop[kept] == INTERRUPTED:
+        estimator._optimizer = None
+        warnings.warn(
+            f"Training interrupted by user after {estimator.n_iter_} complete "
+            "epoch(s); the model keeps the best of its networks' weights.",
+            stacklevel=5,
+        )
+    elif run.messages[kept] is not None:
+        warnings.warn(run.messages[kept], ConvergenceWarning, stacklevel=5)
 
 
 def _or(value, default):

@@ -23,7 +23,7 @@ from skdnn import DNNClassifier
 CONVERGENCE = "ignore::sklearn.exceptions.ConvergenceWarning"
 
 # Parameters skdnn adds to MLPClassifier's.
-ADDED_PARAMS = {"dropout", "class_weight", "device", "n_threads"}
+ADDED_PARAMS = {"dropout", "n_init", "class_weight", "device", "n_threads"}
 
 MLP_FITTED_ATTRIBUTES = (
     "classes_",
@@ -113,7 +113,7 @@ def test_default_equals_mlpclassifier_default(name):
     assert DNNClassifier().get_params()[name] == MLPClassifier().get_params()[name]
 
 
-def test_added_parameters_are_dropout_class_weight_device_n_threads():
+def test_added_parameters_are_dropout_n_init_class_weight_device_n_threads():
     added = set(DNNClassifier().get_params()) - set(MLPClassifier().get_params())
     assert added == ADDED_PARAMS
 
@@ -149,6 +149,7 @@ def test_sgd_takes_mlpclassifiers_steps_from_the_same_weights(monkeypatch, sched
         max_iter=25, tol=0.0, n_iter_no_change=1000, random_state=0,
     )  # fmt: skip
     params.update(schedule)
+    ours_only = dict(n_init=1)  # one network, as MLPClassifier trains
     start = []
     real = skdnn._base.init_params
 
@@ -157,7 +158,7 @@ def test_sgd_takes_mlpclassifiers_steps_from_the_same_weights(monkeypatch, sched
         return start[-1]
 
     monkeypatch.setattr(skdnn._base, "init_params", recorded)
-    ours = DNNClassifier(**params).fit(X, y)
+    ours = DNNClassifier(**params, **ours_only).fit(X, y)
     theirs = MLPClassifier(**params)
     layers = iter(zip(*start[0], strict=True))
     theirs._init_coef = lambda fan_in, fan_out, dtype: [
@@ -776,6 +777,7 @@ def test_verbose_prints_one_line_per_epoch(capsys, early_stopping, solver):
         max_iter=4,
         verbose=True,
         random_state=0,
+        n_init=1,  # one network (test_restarts.py prints several)
     )
     clf.fit(X, y)
     lines = capsys.readouterr().out.splitlines()

@@ -405,13 +405,15 @@ def test_a_batch_whose_models_stop_apart_trains_the_running_ones_alone(monkeypat
     from sklearn.base import clone
 
     import skdnn._engine.trainer
-    from skdnn._batched import train_batched
+    from skdnn._batched import prepare_fit, train_batched
 
     models, prepared, (X, y) = _prepared_models(
         {"max_iter": 60, "n_iter_no_change": 2, "dropout": 0.1}
     )
     for model, tol in zip(models, [0.5, 1e-1, 1e-2, 0.0], strict=True):
         model.set_params(tol=tol)
+    # Prepared again: a fit's restarts copy the settings it is prepared with.
+    prepared = [prepare_fit(model, X, y) for model in models]
     subsets = []
     real = skdnn._engine.trainer.Trainer.subset
 

@@ -165,7 +165,9 @@ def test_ctrl_c_during_partial_fit_keeps_the_model_and_it_continues(monkeypatch)
 @pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
 def test_ctrl_c_after_epochs_keeps_exactly_those_epochs(solver):
     X, y = _data(n_samples=60)
-    params = dict(hidden_layer_sizes=(5,), solver=solver, random_state=0)
+    # One network: verbose prints one line per epoch (test_restarts.py
+    # interrupts a fit of several).
+    params = dict(hidden_layer_sizes=(5,), solver=solver, random_state=0, n_init=1)
     interrupted = DNNClassifier(verbose=True, max_iter=50, **params)
     with _ctrl_c_at_line(3):
         interrupted.fit(X, y)
@@ -190,6 +192,7 @@ def test_ctrl_c_with_early_stopping_restores_the_best_weights():
         learning_rate_init=0.003,
         validation_fraction=0.2,
         random_state=4,
+        n_init=1,
     )
     interrupted = DNNClassifier(verbose=True, max_iter=100, **params)
     with _ctrl_c_at_line(20):
@@ -234,7 +237,7 @@ def _after_each_epoch(monkeypatch, after):
 @pytest.mark.filterwarnings(CONVERGENCE)
 def test_ctrl_c_after_weights_turned_nan_keeps_the_epochs_start(monkeypatch):
     X, y = _data(n_samples=60)
-    params = dict(hidden_layer_sizes=(5,), random_state=0)
+    params = dict(hidden_layer_sizes=(5,), random_state=0, n_init=1)
     two = DNNClassifier(max_iter=2, **params).fit(X, y)
     clf = DNNClassifier(max_iter=10, **params)
     epochs = iter(range(10))
@@ -330,7 +333,8 @@ def _report_losses(monkeypatch, losses, poison_weights_of=None):
 @pytest.mark.parametrize("how", ["nan-loss", "inf-loss", "nan-weight"])
 def test_divergence_keeps_the_weights_of_the_epoch_of_lowest_loss(how, monkeypatch):
     X, y = _data(n_samples=100)
-    params = dict(hidden_layer_sizes=(5,), max_iter=20, random_state=0)
+    # One network, whose epochs _report_losses reports.
+    params = dict(hidden_layer_sizes=(5,), max_iter=20, random_state=0, n_init=1)
     # The weights at the start of epoch 2 are those after epoch 1.
     after_first = DNNClassifier(**{**params, "max_iter": 1}).fit(X, y)
     clf = DNNClassifier(**params)

@@ -347,7 +347,9 @@ def test_refits_trained_ahead_equal_fit_and_warn_as_it_does(pipeline, monkeypatc
     # batch, and the best one becomes best_estimator_ without a fit of its
     # own; it warns, once, as its fit would have.
     X, y = _blobs()
-    estimator = _clf(max_iter=10)
+    # One network a fit: with n_init's restarts the rule weighs six (see
+    # test_refits_ahead_count_restarts).
+    estimator = _clf(max_iter=10, n_init=1)
     grid = {"dropout": [0.0, 0.3], "alpha": [1e-4, 1e-1]}
     if pipeline:
         estimator = make_pipeline(StandardScaler(), estimator)
@@ -369,6 +371,23 @@ def test_refits_trained_ahead_equal_fit_and_warn_as_it_does(pipeline, monkeypatc
     assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-7)
 
 
+def test_refits_ahead_count_restarts(monkeypatch, capsys):
+    # The setting where one network a fit trains its refits ahead (above),
+    # with n_init's six restarts a fit: the refits' restarts would cost more
+    # in the batch than one refit after it, so the best one is fitted after.
+    X, y = _blobs()
+    grid = {"alpha": [1e-4, 1e-3, 1e-2, 1e-1]}
+    estimator = _clf(max_iter=10, n_init=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = _sequential(estimator, grid, cv=3).fit(X, y)
+        fits = _counting_fits(monkeypatch)
+        ours = GridSearchCV(estimator, grid, cv=3, verbose=1).fit(X, y)
+    assert "Trained 12 fits (72 networks) in one batch." in capsys.readouterr().out
+    assert len(fits) == 1 and fits[0] is not estimator
+    _assert_same_fit(ours.best_estimator_, theirs.best_estimator_)
+
+
 @pytest.mark.parametrize("refit", [True, False])
 def test_refits_of_larger_networks_are_fitted_after(refit, monkeypatch, capsys):
     # A network whose own work outweighs a step's overhead: training every
@@ -378,7 +397,7 @@ def test_refits_of_larger_networks_are_fitted_after(refit, monkeypatch, capsys):
     grid = {"alpha": [1e-4, 1e-1, 1.0]}
     estimator = _clf(hidden_layer_sizes=(200, 200), max_iter=3, batch_size=64)
     ours = GridSearchCV(estimator, grid, cv=3, refit=refit, verbose=1).fit(X, y)
-    assert "Trained 9 networks in one batch." in capsys.readouterr().out
+    assert "Trained 9 fits (9 networks) in one batch." in capsys.readouterr().out
     assert len(fits) == int(refit)
     if refit:
         theirs = _sequential(estimator, grid, cv=3).fit(X, y)
@@ -463,10 +482,10 @@ def test_grid_over_architectures_forms_separate_batches(capsys):
     grid = {"hidden_layer_sizes": [(4,), (6, 4)], "alpha": [1e-4, 1e-3]}
     ours = GridSearchCV(_clf(), grid, cv=3, verbose=1).fit(X, y)
     printed = capsys.readouterr().out
-    # 2 x 3 folds, and each candidate's refit, trained ahead in its batch.
-    assert (
-        printed.count("Trained 8 networks in one batch, 2 of them refits ahead.") == 2
-    )
+    # 2 x 3 folds, and each candidate's refit, trained ahead in its batch;
+    # n_init='auto' gives each fit of these narrow networks 6 networks.
+    ahead = "in one batch, 2 of them refits ahead."
+    assert printed.count(f"Trained 8 fits (48 networks) {ahead}") == 2
     theirs = _sequential(_clf(), grid, cv=3).fit(X, y)
     assert_allclose(
         ours.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"]

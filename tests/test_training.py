@@ -271,7 +271,8 @@ def test_fit_is_a_plain_torch_training_loop(monkeypatch, params, n_classes):
     # are those of autograd and torch.optim on the same rows and masks.
     X, y = _blobs(n_classes=n_classes)
     record = _recorded_training(monkeypatch)
-    clf = DNNClassifier(random_state=0, max_iter=12, **params).fit(X, y)
+    # One network (n_init=1): the loop it is compared with trains one.
+    clf = DNNClassifier(random_state=0, max_iter=12, n_init=1, **params).fit(X, y)
     assert len(record.epochs) == clf.n_iter_
     _assert_is_the_torch_loop(clf, record)
 
@@ -283,7 +284,7 @@ def test_fit_with_sample_weights_is_the_torch_loop(monkeypatch, dtype, rtol):
     weight = np.random.RandomState(1).uniform(0, 2, len(y))
     weight[:40] = 0  # some batches of zero weight
     record = _recorded_training(monkeypatch)
-    clf = DNNClassifier((6,), batch_size=20, max_iter=12, random_state=0)
+    clf = DNNClassifier((6,), batch_size=20, max_iter=12, random_state=0, n_init=1)
     clf.fit(X.astype(dtype), y, sample_weight=weight)
     _assert_is_the_torch_loop(clf, record, rtol=rtol)
 
@@ -303,7 +304,7 @@ def test_partial_fits_are_the_torch_loop(monkeypatch, params, weighted, after_fi
     # a new one. After a fit, partial_fit continues its optimizer.
     X, y = _blobs()
     weight = np.random.RandomState(2).uniform(0, 2, len(y)) if weighted else None
-    clf = DNNClassifier(random_state=0, max_iter=3, **params)
+    clf = DNNClassifier(random_state=0, max_iter=3, n_init=1, **params)
     record = _recorded_training(monkeypatch)
     reloads = []
     real = skdnn._engine.trainer.Trainer.reload
@@ -354,8 +355,9 @@ def test_fits_whose_epoch_masks_would_be_large_train_in_windows(monkeypatch, sol
     # The trainer holds a whole epoch's masks; past the bound, windows of
     # one block of masks each train, with the same masks: the same model.
     X, y = _blobs()
+    # One network: n_init='auto' stacks no restarts whose masks need windows.
     params = dict(hidden_layer_sizes=(6,), dropout=0.2, max_iter=3, random_state=0,
-                  batch_size=16, solver=solver)  # fmt: skip
+                  batch_size=16, solver=solver, n_init=1)  # fmt: skip
     windows = _windowed_epochs(monkeypatch)
     whole = DNNClassifier(**params).fit(X, y)
     assert windows == []

@@ -370,8 +370,10 @@ class _BatchedSearch:
                     trained_ahead[k[0]] = (fit_times[k], deferred[i])
             if self.verbose > 0:
                 ahead_here = len(deferred)
+                # Each fit's restarts (n_init) are networks of the batch too.
+                n_networks = sum(1 + len(prepared[k].restarts) for k in keys)
                 print(
-                    f"Trained {len(keys)} networks in one batch"
+                    f"Trained {len(keys)} fits ({n_networks} networks) in one batch"
                     + (f", {ahead_here} of them refits ahead" if ahead_here else "")
                     + "."
                 )
@@ -430,8 +432,9 @@ class _BatchedSearch:
         against 0.16 s. Per batch, in units of a step's overhead, with each
         network's share ``r`` estimated from its multiply-adds per step:
         ahead costs ``S_full (1 + r (M + C))``, after costs ``S_cv (1 + r M)
-        + S_full (1 + r)``, for ``M`` fits over ``S_cv`` steps, ``C``
-        candidates and ``S_full`` steps over the whole data.
+        + S_full (1 + r K)``, for ``M`` networks of the fits over ``S_cv``
+        steps, ``C`` of the candidates' refits, ``K`` of one refit (a fit
+        trains ``n_init`` networks) and ``S_full`` steps over the whole data.
         """
         if not self.refit:
             return []
@@ -451,8 +454,11 @@ class _BatchedSearch:
             # About 1 us a network and 5 multiply-adds a nanosecond, against
             # about 60 us of overhead a step, measured on the CPU.
             r = (1.0 + 3 * rows * weights / 5000) / 60.0
-            M, C = len(keys), len(candidates)
-            after = S_cv * (1 + r * M) + S_full * (1 + r)
+            # Networks, a fit's restarts (n_init) included; a refit has as
+            # many as its candidate's fits.
+            networks = {c: 1 + len(prepared[c, f].restarts) for c, f in keys}
+            M, C = sum(networks[c] for c, _ in keys), sum(networks.values())
+            after = S_cv * (1 + r * M) + S_full * (1 + r * max(networks.values()))
             if max(S_cv, S_full) * (1 + r * (M + C)) < after:
                 ahead.extend(candidates)
         return ahead
