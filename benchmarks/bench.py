@@ -416,6 +416,21 @@ def _cpu_name():
     return platform.processor() or platform.machine()
 
 
+def describe_machine(**extra):
+    """The machine and versions a benchmark ran on, and ``extra``, for its JSON."""
+    return {
+        "platform": platform.platform(),
+        "processor": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "scikit-learn": sklearn.__version__,
+        "skdnn": skdnn.__version__,
+        **extra,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -428,17 +443,9 @@ def main():
     warnings.simplefilter("ignore", ConvergenceWarning)
     results = run(args.only, args.repeats)
     gpu = run_gpu(args.repeats) if "W3" in args.only else None
-    machine = {
-        "platform": platform.platform(),
-        "processor": _cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "scikit-learn": sklearn.__version__,
-        "skdnn": skdnn.__version__,
-        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-    }
+    machine = describe_machine(
+        cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    )
     print(json.dumps(machine))
     _print_table(results)
     print(_gpu_sentence(gpu))

@@ -28,21 +28,17 @@ import argparse
 import contextlib
 import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 import warnings
 
 import bench
-import sklearn
 import torch
 from bench import WORKLOADS, _dnn, run_gpu
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
 
-import skdnn
 from skdnn.model_selection import GridSearchCV
 
 NO_GPU = "no CUDA GPU: torch.cuda.is_available() is False; nothing to benchmark"
@@ -170,18 +166,9 @@ def _table(w3, search, spec):
 
 
 def _machine():
-    return {
-        "platform": platform.platform(),
-        "processor": bench._cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_cuda": torch.version.cuda,
-        "gpu": torch.cuda.get_device_name(),
-        "scikit-learn": sklearn.__version__,
-        "skdnn": skdnn.__version__,
-    }
+    return bench.describe_machine(
+        torch_cuda=torch.version.cuda, gpu=torch.cuda.get_device_name()
+    )
 
 
 def main(argv=None):

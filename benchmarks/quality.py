@@ -45,15 +45,13 @@ import argparse
 import datetime
 import importlib.metadata
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
-import sklearn
 import torch
 from sklearn.datasets import (
     load_breast_cancer,
@@ -72,9 +70,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-import skdnn
 from skdnn import DNNClassifier
 from skdnn.datasets import make_spiral, make_xor
+
+# This directory's bench.py, also where this file is loaded by its path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import describe_machine  # noqa: E402
 
 
 def _bundled(loader):
@@ -357,33 +358,12 @@ def _rst(results, models, sets, skipped, machine, date, folds):
     return "\n".join(lines)
 
 
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _machine():
     try:
         pytabkit_version = importlib.metadata.version("pytabkit")
     except importlib.metadata.PackageNotFoundError:
         pytabkit_version = None
-    return {
-        "platform": platform.platform(),
-        "processor": _cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "scikit-learn": sklearn.__version__,
-        "skdnn": skdnn.__version__,
-        "pytabkit": pytabkit_version,
-    }
+    return describe_machine(pytabkit=pytabkit_version)
 
 
 def main(argv=None):

@@ -324,13 +324,7 @@ class BaseDNN(BaseEstimator):
         elif fit.restarts:
             fit_restarts(self, fit)
         else:
-            generator = torch.Generator(device=self.device_).manual_seed(fit.torch_seed)
-            fit_stochastic(
-                self,
-                fit,
-                incremental=incremental,
-                generator=generator,
-            )
+            fit_stochastic(self, fit, incremental=incremental)
         return self
 
     def _checked_input(self, X, y, sample_weight, incremental, classes, like=None):

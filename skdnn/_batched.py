@@ -227,7 +227,7 @@ def _batch_threads(estimators, prepared, numpy_products):
     threads, on the batch's work per step (one thread for small work, where
     more cost more than they save); yields whether products go through numpy."""
     first = estimators[0]
-    n_models = sum(1 + len(getattr(fit, "restarts", ())) for fit in prepared)
+    n_models = sum(1 + len(fit.restarts) for fit in prepared)
     n_model_weights = sum(W.numel() for W in first.module_.weights)
     threads = n_threads_for(
         first.n_threads,
@@ -333,7 +333,7 @@ def _train_restarts(estimators, prepared, *, numpy_products=None, log=None):
     members = [
         (i, model, fit)
         for i, (est, first) in enumerate(zip(estimators, prepared, strict=True))
-        for model, fit in [(est, first), *getattr(first, "restarts", ())]
+        for model, fit in [(est, first), *first.restarts]
     ]
     owners = np.array([i for i, _, _ in members])
     models = [model for _, model, _ in members]

@@ -202,15 +202,17 @@ def _record_lbfgs(estimator, result, losses, diverged):
 # ------------------------------------------------------- stochastic solvers
 
 
-def fit_stochastic(estimator, fit, *, incremental, generator):
+def fit_stochastic(estimator, fit, *, incremental):
     """Train the epochs of one ``fit`` or ``partial_fit`` with 'adam' or 'sgd'.
 
     ``fit`` is the checked input (``X``, ``target``, ``sample_weight``,
-    ``validation``, ``rng``); the estimator's model is set up for it. The
+    ``validation``, ``rng``, ``torch_seed``, which seeds the dropout
+    generator); the estimator's model is set up for it. The
     engine's epoch loop (:func:`~skdnn._engine.epochs.run_epochs`) trains it
     as a batch of one, by the estimator's stopping rules.
     """
     X, n_samples = fit.X, fit.X.shape[0]
+    generator = torch.Generator(device=estimator.device_).manual_seed(fit.torch_seed)
     batch_size = clipped_batch_size(estimator.batch_size, n_samples, stacklevel=4)
     if not is_flattened(getattr(estimator, "_flat", None), estimator.module_):
         estimator._flat = flatten_parameters(estimator.module_)
@@ -274,10 +276,7 @@ def fit_restarts(estimator, fit):
     kept = keep_best(estimator, run, 0)
     if kept is None:
         fit.rng.set_state(state)
-        generator = torch.Generator(device=estimator.device_).manual_seed(
-            fit.torch_seed
-        )
-        fit_stochastic(estimator, fit, incremental=False, generator=generator)
+        fit_stochastic(estimator, fit, incremental=False)
         return
     if estimator.verbose:
         print(f"Kept restart {kept + 1} of {len(run.models)}.")
