@@ -178,6 +178,26 @@ def _rollback_point(estimator):
     return restore
 
 
+def _check_continuation(estimator, sizes):
+    """Check that warm_start or partial_fit can continue the fitted network."""
+    fitted = tuple(W.shape[1] for W in estimator.module_.weights[:-1])
+    if estimator.module_.input_scaling != estimator.input_scaling:
+        raise ValueError(
+            f"The fitted network has input_scaling="
+            f"{estimator.module_.input_scaling}; warm_start and partial_fit "
+            f"cannot continue it with input_scaling={estimator.input_scaling}. "
+            "Set warm_start=False to fit a new network."
+        )
+    if fitted != sizes or estimator.module_.activation != estimator.activation:
+        raise ValueError(
+            f"The fitted network has hidden_layer_sizes={fitted} and "
+            f"activation={estimator.module_.activation!r}; warm_start and "
+            f"partial_fit cannot continue it with hidden_layer_sizes={sizes} "
+            f"and activation={estimator.activation!r}. Set warm_start=False to fit "
+            "a new network."
+        )
+
+
 class BaseDNN(BaseEstimator):
     """Base class of the skdnn estimators: a PyTorch network, fitted as MLPs are.
 
@@ -234,6 +254,7 @@ class BaseDNN(BaseEstimator):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "n_init": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "input_scaling": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
         "n_threads": [
             StrOptions({"auto"}),
@@ -270,6 +291,7 @@ class BaseDNN(BaseEstimator):
         max_fun=15000,
         dropout=0.0,
         n_init="auto",
+        input_scaling=0.0,
         device="auto",
         n_threads="auto",
     ):
@@ -298,6 +320,7 @@ class BaseDNN(BaseEstimator):
         self.max_fun = max_fun
         self.dropout = dropout
         self.n_init = n_init
+        self.input_scaling = input_scaling
         self.device = device
         self.n_threads = n_threads
 
@@ -385,7 +408,7 @@ class BaseDNN(BaseEstimator):
                 X, y, target, sample_weight, rng
             )
         if not first_pass:
-            self._check_continuation(sizes)
+            _check_continuation(self, sizes)
         return SimpleNamespace(
             sizes=sizes, rates=rates, device=device, first_pass=first_pass, X=X,
             y=y, target=target, sample_weight=sample_weight, encoder=encoder,
@@ -455,7 +478,10 @@ class BaseDNN(BaseEstimator):
         n_outputs, out_activation = self._output_layer(target)
         layer_units = [n_features, *sizes, n_outputs]
         coefs, intercepts = init_params(layer_units, random_state=rng, dtype=dtype)
-        module = MLPModule(coefs, intercepts, activation=self.activation, dropout=rates)
+        module = MLPModule(
+            coefs, intercepts, activation=self.activation, dropout=rates,
+            input_scaling=self.input_scaling,
+        )  # fmt: skip
         self.module_ = module.to(device).eval()
         self.device_ = device
         self.n_outputs_ = n_outputs
@@ -474,18 +500,6 @@ class BaseDNN(BaseEstimator):
         self._optimizer = None
         self._flat = None
         self._no_improvement_count = 0
-
-    def _check_continuation(self, sizes):
-        """Check that warm_start or partial_fit can continue the fitted network."""
-        fitted = tuple(W.shape[1] for W in self.module_.weights[:-1])
-        if fitted != sizes or self.module_.activation != self.activation:
-            raise ValueError(
-                f"The fitted network has hidden_layer_sizes={fitted} and "
-                f"activation={self.module_.activation!r}; warm_start and "
-                f"partial_fit cannot continue it with hidden_layer_sizes={sizes} "
-                f"and activation={self.activation!r}. Set warm_start=False to fit "
-                "a new network."
-            )
 
     def _continue(self, rates, device):
         """Carry the current settings over to the fitted network."""
@@ -561,7 +575,7 @@ class BaseDNN(BaseEstimator):
     def _predict_output(self, X, proba=False):
         """The network's logits for X, or its probabilities with ``proba``."""
         X = self._validated_for_prediction(X)
-        weights, biases = self.module_.layers()
+        weights, biases = self.module_.network_layers()
         output = self._forward_rows(weights, biases, X, proba)
         # Logits, or probabilities (NaN from infinite logits), are not finite
         # where float32 arithmetic overflowed on large values of X. A sum is
@@ -668,11 +682,16 @@ class BaseDNN(BaseEstimator):
 
     @property
     def coefs_(self):
-        return [W.detach().cpu().numpy() for W in self.module_.weights]
+        # With an input scale, the first layer's weights have it folded in:
+        # coefs_ map X itself, as MLPClassifier's do.
+        weights = self.module_.network_layers()[0]
+        return [W.detach().cpu().numpy() for W in weights]
 
     @coefs_.setter
     def coefs_(self, values):
         self._assign(self.module_.weights, values, "coefs_")
+        # The values assigned are the network's: the scale starts again at 1.
+        self.module_.reset_scale()
 
     @property
     def intercepts_(self):

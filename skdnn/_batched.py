@@ -114,6 +114,7 @@ def group_key(estimator):
         estimator.device_,
         solver,
         estimator._validates(),
+        module.input_scaling,
     )
 
 
@@ -130,8 +131,10 @@ def finish_fit(estimator, trainer, progress, m):
             param.copy_(W[m])
         for param, b in zip(estimator.module_.biases, ws.biases, strict=True):
             param.copy_(b[m, 0])
-    # The flat parameter's layout, weights then biases, is a batched model's
-    # row: its optimizer state carries over as it is.
+        for param in estimator.module_.input_scale:
+            param.copy_(ws.scale_u[m])
+    # The flat parameter's layout, weights, biases and the input scale, is a
+    # batched model's row: its optimizer state carries over as it is.
     estimator._flat = flatten_parameters(estimator.module_)
     estimator._optimizer = new_optimizer(estimator)
     if estimator.solver == "sgd":
@@ -273,7 +276,7 @@ def stacked_validation(estimators, validations):
     return StackedValidation(
         [tuple(W.shape) for W in module.weights], module.activation,
         estimators[0]._loss, validations, dtype=module.weights[0].dtype,
-        device=estimators[0].device_,
+        device=estimators[0].device_, input_scaling=module.input_scaling,
     )  # fmt: skip
 
 
@@ -293,6 +296,8 @@ def stacked_model(estimator):
         solver=estimator.solver,
         momentum=estimator.momentum,
         nesterov=uses_nesterov(estimator.nesterovs_momentum, estimator.momentum),
+        input_scaling=module.input_scaling,
+        input_scale=module.input_scale[0] if len(module.input_scale) else None,
     )
 
 

@@ -146,6 +146,17 @@ class DNNClassifier(ClassifierMixin, BaseDNN):
         network; 'lbfgs' takes 1 or 'auto'. ``n_init=1`` trains
         MLPClassifier's single network.
 
+    input_scaling : float, default=0.0
+        With a positive value, the network multiplies each input feature by
+        a scale of its own, learned with the weights, before the first
+        layer: RealMLP's diagonal scaling layer, which lets training damp
+        uninformative features and amplify informative ones. The scales
+        start at 1 and learn ``input_scaling`` times as fast as the weights
+        under 'adam' (their parameter is ``scale / input_scaling``; under
+        'sgd', ``input_scaling**2`` times). ``coefs_[0]`` holds the first
+        layer's weights times the scales, so prediction and ``coefs_`` need
+        nothing else. 0 trains no scale: MLPClassifier's network.
+
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, multiplied into the sample weights: a dict
         ``{label: weight}``, or 'balanced' for weights inversely proportional
@@ -303,6 +314,7 @@ class DNNClassifier(ClassifierMixin, BaseDNN):
         max_fun=15000,
         dropout=0.0,
         n_init="auto",
+        input_scaling=0.0,
         class_weight=None,
         device="auto",
         n_threads="auto",
@@ -333,6 +345,7 @@ class DNNClassifier(ClassifierMixin, BaseDNN):
             max_fun=max_fun,
             dropout=dropout,
             n_init=n_init,
+            input_scaling=input_scaling,
             device=device,
             n_threads=n_threads,
         )

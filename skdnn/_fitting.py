@@ -79,8 +79,8 @@ def fit_lbfgs_model(estimator, X, target, sample_weight):
         # The engine's objective writes the parameters as one flat buffer.
         estimator._flat = flatten_parameters(estimator.module_)
         estimator._optimizer = None
-    weights, biases = estimator.module_.layers()
-    params = [*weights, *biases]
+    # Weights, biases and the input scale: the flat buffer's order.
+    params = list(estimator.module_.parameters())
     device = estimator.device_
     losses = []
     # The last iterate, to go back to if the loss turns non-finite or the

@@ -273,6 +273,14 @@ class MLPModule(torch.nn.Module):
         Hidden activation.
     dropout : sequence of float
         Dropout rate after each hidden layer.
+    input_scaling : float, default=0.0
+        With a positive value, the network scales each input feature by a
+        learnable factor before its first layer (see ``DNNClassifier``'s
+        ``input_scaling``): the Parameter ``input_scale[0]`` holds ``u``, and
+        the scale is ``input_scaling * u``, so that an optimizer's step on
+        ``u`` moves the scale ``input_scaling`` times as far. 0: no scale.
+    input_scale : array-like of shape (n_features,), default=None
+        Initial ``u``; None: ``1 / input_scaling``, a scale of 1.
 
     Examples
     --------
@@ -287,7 +295,8 @@ class MLPModule(torch.nn.Module):
     tensor([[6.]], dtype=torch.float64, grad_fn=<AddmmBackward0>)
     """
 
-    def __init__(self, coefs, intercepts, *, activation, dropout):
+    def __init__(self, coefs, intercepts, *, activation, dropout,
+                 input_scaling=0.0, input_scale=None):  # fmt: skip
         super().__init__()
         self.weights = torch.nn.ParameterList(
             torch.nn.Parameter(_tensor(c)) for c in coefs
@@ -297,6 +306,33 @@ class MLPModule(torch.nn.Module):
         )
         self.activation = activation
         self.dropout = tuple(float(p) for p in dropout)
+        self.input_scaling = float(input_scaling)
+        # A ParameterList, registered after the biases: a module's own
+        # Parameters come before its children's in ``parameters()``, and a
+        # flat buffer of them (see flatten_parameters) must hold the scale
+        # after the biases, where the engine's workspace expects it. Empty
+        # without a scale.
+        self.input_scale = torch.nn.ParameterList()
+        if self.input_scaling:
+            if input_scale is None:
+                input_scale = np.full(
+                    self.weights[0].shape[0], 1.0 / self.input_scaling
+                )
+            self.input_scale.append(
+                torch.nn.Parameter(_tensor(input_scale).to(self.weights[0].dtype))
+            )
+
+    def scale(self):
+        """The input's per-feature scale, a tensor; None without one."""
+        if not len(self.input_scale):
+            return None
+        return self.input_scale[0].detach() * self.input_scaling
+
+    def reset_scale(self):
+        """Set the scale back to 1 (after the weights were assigned)."""
+        if len(self.input_scale):
+            with torch.no_grad():
+                self.input_scale[0].fill_(1.0 / self.input_scaling)
 
     def cpu_state(self):
         """The network as CPU tensors and its settings: what a pickle holds.
@@ -309,6 +345,10 @@ class MLPModule(torch.nn.Module):
             "intercepts": [b.detach().cpu() for b in self.biases],
             "activation": self.activation,
             "dropout": self.dropout,
+            "input_scaling": self.input_scaling,
+            "input_scale": self.input_scale[0].detach().cpu()
+            if len(self.input_scale)
+            else None,
         }
 
     @classmethod
@@ -319,6 +359,9 @@ class MLPModule(torch.nn.Module):
             state["intercepts"],
             activation=state["activation"],
             dropout=state["dropout"],
+            # Models pickled before the input scale existed have none.
+            input_scaling=state.get("input_scaling", 0.0),
+            input_scale=state.get("input_scale"),
         )
 
     def layers(self):
@@ -329,6 +372,19 @@ class MLPModule(torch.nn.Module):
         parameters out once.
         """
         return parameter_values(self.weights), parameter_values(self.biases)
+
+    def network_layers(self):
+        """The weights and biases that map X itself to the logits.
+
+        :meth:`layers`, with the input scale folded into the first layer's
+        weights (a new tensor) where there is one: ``(X * s) @ W`` is
+        ``X @ (s[:, None] * W)``. What prediction and ``coefs_`` use.
+        """
+        weights, biases = self.layers()
+        scale = self.scale()
+        if scale is not None:
+            weights = (weights[0].detach() * scale[:, None], *weights[1:])
+        return weights, biases
 
     def forward(self, X):
         """Return the logits of the output layer for a batch ``X``."""
@@ -344,6 +400,8 @@ class MLPModule(torch.nn.Module):
                 dtype=X.dtype,
                 device=X.device,
             )
+        if len(self.input_scale):
+            X = X * (self.input_scale[0] * self.input_scaling)
         return forward(
             *self.layers(), X,
             activation=self.activation, masks=masks,
@@ -351,4 +409,7 @@ class MLPModule(torch.nn.Module):
 
     def extra_repr(self):
         units = [self.weights[0].shape[0]] + [w.shape[1] for w in self.weights]
-        return f"units={units}, activation={self.activation!r}, dropout={self.dropout}"
+        text = f"units={units}, activation={self.activation!r}, dropout={self.dropout}"
+        if len(self.input_scale):
+            text += f", input_scaling={self.input_scaling}"
+        return text

@@ -23,7 +23,14 @@ from skdnn import DNNClassifier
 CONVERGENCE = "ignore::sklearn.exceptions.ConvergenceWarning"
 
 # Parameters skdnn adds to MLPClassifier's.
-ADDED_PARAMS = {"dropout", "n_init", "class_weight", "device", "n_threads"}
+ADDED_PARAMS = {
+    "dropout",
+    "n_init",
+    "input_scaling",
+    "class_weight",
+    "device",
+    "n_threads",
+}
 
 MLP_FITTED_ATTRIBUTES = (
     "classes_",
@@ -113,7 +120,7 @@ def test_default_equals_mlpclassifier_default(name):
     assert DNNClassifier().get_params()[name] == MLPClassifier().get_params()[name]
 
 
-def test_added_parameters_are_dropout_n_init_class_weight_device_n_threads():
+def test_added_parameters_are_exactly_the_documented_ones():
     added = set(DNNClassifier().get_params()) - set(MLPClassifier().get_params())
     assert added == ADDED_PARAMS
 

@@ -19,6 +19,7 @@ ESTIMATORS = [
     DNNClassifier(),
     DNNClassifier(solver="lbfgs"),
     DNNClassifier(batch_size=16, dropout=0.1),
+    DNNClassifier(input_scaling=6.0),
 ]
 
 

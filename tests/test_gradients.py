@@ -358,13 +358,17 @@ def engine_step(
     numpy_products=False,
     n_models=1,
     position=0,
+    input_scaling=0.0,
+    input_scale=None,
 ):
     """Run the engine's backward, ``skdnn._engine.network._step``, on the batch.
 
     The problem's network is model ``position`` of ``n_models`` stacked
     networks; the others have its weights scaled by 1.5, 2, ... (their own
     parameters, the same rows). The products go through numpy or through
-    torch (``numpy_products``), the two kernels a fit may take.
+    torch (``numpy_products``), the two kernels a fit may take. With
+    ``input_scaling``, the networks scale their input by ``input_scaling *
+    input_scale`` (each model's ``u``, scaled as its weights).
 
     Returns
     -------
@@ -384,6 +388,7 @@ def engine_step(
     ws = _Workspace(
         [W.shape for W in weights], spec.activation, M, n, dtype=torch.float64,
         dropped=dropped, device=torch.device("cpu"), numpy_products=numpy_products,
+        input_scaling=input_scaling,
     )  # fmt: skip
     for m in range(M):
         scale = 1.0 if m == position else 1.0 + 0.5 * (m + 1)
@@ -391,6 +396,8 @@ def engine_step(
             W[m].copy_(torch.from_numpy(value * scale))
         for b, value in zip(ws.biases, biases, strict=True):
             b[m, 0].copy_(torch.from_numpy(value * scale))
+        if input_scaling:
+            ws.scale_u[m].copy_(torch.from_numpy(input_scale * scale))
 
     def feature_major(rows):  # (n, k) -> (M, k, n), as the trainer's views
         rows = torch.as_tensor(np.asarray(rows, dtype=np.float64))
@@ -739,6 +746,60 @@ def test_backward_matches_torch_autograd_of_the_training_loss(spec, engine):
         # Each side's residual is within a few ulps of 1: 8 of them, back.
         atol=8 * output_rounding(problem, reference_scaled_masks(problem)),
         what="engine - autograd",
+    )
+
+
+@given(
+    spec=specs(),
+    engine=ENGINES,
+    input_scaling=st.sampled_from([1.0, 6.0, 24.0]),
+    data=st.data(),
+)
+def test_input_scale_backward_matches_torch_autograd(spec, engine, input_scaling, data):
+    """With an input scale, the engine's gradients of the weights, biases and
+    the scale's parameter ``u`` are autograd's of the network that multiplies
+    X by ``input_scaling * u`` (MLPModule's forward), with the L2 term on the
+    weights alone, and its loss that network's loss."""
+    problem = make_problem(spec)
+    n_features = problem.X.shape[1]
+    u = np.array(
+        data.draw(st.lists(st.floats(-2.0, 2.0), min_size=n_features,
+                           max_size=n_features))
+    ) / input_scaling  # fmt: skip
+    value, ws = engine_step(
+        problem, input_scaling=input_scaling, input_scale=u, **engine
+    )
+    m = engine["position"]
+    grad_W = [g[m].numpy().copy() for g in ws.grad_weights]
+    grad_b = [g[m].reshape(-1).numpy().copy() for g in ws.grad_bias_columns]
+    grad_u = ws.grad_scale_u[m].numpy().copy()
+    W, b = as_leaves(problem.weights), as_leaves(problem.biases)
+    (u_leaf,) = as_leaves([u])
+    logits = forward(
+        W,
+        b,
+        torch.from_numpy(problem.X) * (u_leaf * input_scaling),
+        activation=spec.activation,
+        masks=[None if m is None else torch.from_numpy(m) for m in problem.masks],
+    )
+    loss = batch_loss(
+        logits,
+        problem.target,
+        None if problem.sample_weight is None else torch.tensor(problem.sample_weight),
+        loss=loss_for_output(problem.out_activation),
+        weights=W,
+        alpha=spec.alpha,
+    )
+    assert abs(value - loss.item()) <= 1e-10 * max(1.0, abs(loss.item()))
+    expected = torch.autograd.grad(loss, [*W, *b, u_leaf])
+    # The scale multiplies the data: the rounding of the output grows with it.
+    rounding = output_rounding(problem, reference_scaled_masks(problem))
+    assert_gradients_close(
+        [*grad_W, *grad_b, grad_u],
+        [g.numpy() for g in expected],
+        rtol=BACKPROP_RTOL,
+        atol=8 * rounding * max(1.0, float(np.abs(u * input_scaling).max())),
+        what="engine with an input scale - autograd",
     )
 
 

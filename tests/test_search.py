@@ -107,6 +107,9 @@ def _assert_same_fit(batched, sequential):
         {"solver": "sgd", "learning_rate": "adaptive", "max_iter": 60,
          "tol": 1e-2, "n_iter_no_change": 1, "learning_rate_init": 0.2},
         {"solver": "sgd", "momentum": 0.0, "early_stopping": True, "max_iter": 40},
+        {"input_scaling": 12.0},
+        {"input_scaling": 6.0, "early_stopping": True, "max_iter": 60,
+         "dropout": 0.2},
     ],
 )  # fmt: skip
 def test_batched_models_equal_sequential_fits(data, params, numpy_products):
@@ -262,9 +265,16 @@ def test_cv_results_keys_and_shapes_equal_sklearn(return_train_score):
     assert set(ours.best_params_) == {"alpha", "dropout"}
 
 
-def test_search_without_dropout_equals_sequential_search():
+@pytest.mark.parametrize(
+    "grid",
+    [
+        {"alpha": [1e-4, 1e-1], "learning_rate_init": [0.01, 0.03]},
+        # Two groups of models: with an input scale and without.
+        {"alpha": [1e-4, 1e-1], "input_scaling": [0.0, 12.0]},
+    ],
+)
+def test_search_without_dropout_equals_sequential_search(grid):
     X, y = _blobs()
-    grid = {"alpha": [1e-4, 1e-1], "learning_rate_init": [0.01, 0.03]}
     ours = GridSearchCV(_clf(), grid, cv=4, return_train_score=True).fit(X, y)
     theirs = _sequential(_clf(), grid, cv=4, return_train_score=True).fit(X, y)
     for key in theirs.cv_results_:

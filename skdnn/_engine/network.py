@@ -150,16 +150,27 @@ class _Workspace:
         stored values, not with the features. On S1 of
         ``benchmarks/ab_paired.py`` (1% of 2,000 features set) a step's
         products took a tenth of their dense time.
+    input_scaling : float, default=0.0
+        With a positive value, each model scales its input features by
+        ``s = input_scaling * u`` before the first layer (see
+        :class:`~skdnn._network.MLPModule`), ``u`` being the last
+        ``fan_in`` parameters of its row, after the biases. A step computes
+        the first layer with ``W0' = s[:, None] * W0`` (one product, as
+        without a scale: ``(X * s) @ W0 == X @ W0'``); with ``G`` the
+        gradient with respect to ``W0'``, the chain rule gives ``s * G`` for
+        ``W0`` and ``input_scaling * sum_k W0[:, k] * G[:, k]`` for ``u``.
     """
 
     def __init__(self, shapes, activation, n_models, batch_size, *, dtype, dropped,
                  device, numpy_products=False, flat=None, grad=None,
-                 sparse_input=False):  # fmt: skip
+                 sparse_input=False, input_scaling=0.0):  # fmt: skip
         M, B = n_models, batch_size
         self.numpy_products = numpy_products
         self.last = len(shapes) - 1
         self.n_weights = sum(a * b for a, b in shapes)
-        n_params = self.n_weights + sum(b for _, b in shapes)
+        n_network = self.n_weights + sum(b for _, b in shapes)
+        self.input_scaling = float(input_scaling)
+        n_params = n_network + (shapes[0][0] if self.input_scaling else 0)
         if flat is None:
             self.flat = torch.empty((M, n_params), dtype=dtype, device=device)
             self.grad = torch.zeros_like(self.flat)
@@ -174,7 +185,18 @@ class _Workspace:
         # (n_models, fan_out, 1): a column per model, broadcast along the batch.
         self.bias_columns = [b.transpose(1, 2) for b in biases]
         self.grad_bias_columns = [b.transpose(1, 2) for b in grad_biases]
-        self.weights_T = [W.transpose(1, 2) for W in self.weights]
+        # The first layer's weights as the forward pass uses them: W0' =
+        # s[:, None] * W0 with an input scale, written each step; W0 itself
+        # without.
+        self.first_weights = self.weights[0]
+        if self.input_scaling:
+            self.scale_u = self.flat[:, n_network:]
+            self.grad_scale_u = self.grad[:, n_network:]
+            self.first_weights = torch.empty_like(self.weights[0])
+            self.scale_s = torch.empty((M, shapes[0][0], 1), dtype=dtype, device=device)
+        self.weights_T = [
+            W.transpose(1, 2) for W in (self.first_weights, *self.weights[1:])
+        ]
         # bmm into a strided view of the gradient took a path four times as
         # slow for a (6, 4) layer: each product goes through a buffer.
         # (numpy's matmul writes into the view directly.)
@@ -337,11 +359,21 @@ def _step(ws, views, *, loss):
     operations autograd needs, which is what bounds small networks' speed.
     Every training step and L-BFGS's objective run it.
     """
+    scaling = ws.input_scaling
+    if scaling:
+        torch.mul(ws.scale_u.unsqueeze(2), scaling, out=ws.scale_s)
+        torch.mul(ws.weights[0], ws.scale_s, out=ws.first_weights)
     _forward(ws, views)
     delta = ws.delta
     loss.gradient(views.logits, views.target, 1, out=delta, scratch=ws.minus_ones)
     delta.mul_(views.share)
     _backward(ws, views, delta)
+    if scaling:
+        # ws.grad_weights[0] holds G, the gradient with respect to W0'.
+        G = ws.grad_weights[0]
+        torch.linalg.vecdot(ws.weights[0], G, dim=2, out=ws.grad_scale_u)
+        ws.grad_scale_u.mul_(scaling)
+        G.mul_(ws.scale_s)
     # d/dW of (alpha / 2) ||W||^2 / weight_sum, each model its own alpha and
     # batch weight; the penalty itself joins the loss at the epoch's end,
     # from the norm saved here (not the weights: a copy per step would take
@@ -358,7 +390,7 @@ def _forward(ws, views):
         out = ws.outputs[i] if i < last else views.logits
         if i == 0 and ws.sparse_input:
             # One model: its rows times W + b, written feature-major.
-            rows = views.X_sparse[0] @ ws.weights[0][0].numpy()
+            rows = views.X_sparse[0] @ ws.first_weights[0].numpy()
             out[0].copy_(torch.from_numpy(rows).T)
             out.add_(ws.bias_columns[0])
         elif numpy_products:
@@ -367,7 +399,7 @@ def _forward(ws, views):
             out.add_(ws.bias_columns[i])
         elif i == 0 and ws.rows_first:
             torch.baddbmm(
-                ws.biases[0], h.transpose(1, 2), ws.weights[0], out=ws.first_rows
+                ws.biases[0], h.transpose(1, 2), ws.first_weights, out=ws.first_rows
             )
             out.copy_(ws.first_rows.transpose(1, 2))
         else:

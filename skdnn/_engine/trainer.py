@@ -172,6 +172,11 @@ class StackedModel(NamedTuple):
     solver: str = "adam"
     momentum: float = 0.0
     nesterov: bool = False
+    # The input scale's factor and initial parameter u (see
+    # skdnn._network.MLPModule); 0 and None: no scale. Shared by a trainer's
+    # models, as the architecture.
+    input_scaling: float = 0.0
+    input_scale: object = None
 
 
 class Trainer:
@@ -247,6 +252,7 @@ class Trainer:
             flat=flat,
             grad=grad,
             sparse_input=self.X_sparse is not None,
+            input_scaling=first.input_scaling,
         )
         if flat is None:
             # Each model's initial parameters, into its views of the buffer
@@ -257,6 +263,8 @@ class Trainer:
                         W[m].copy_(value)
                     for b, value in zip(ws.biases, model.biases, strict=True):
                         b[m, 0].copy_(value)
+                    if ws.input_scaling:
+                        ws.scale_u[m].copy_(model.input_scale)
         self.solver = first.solver
         self.learning_rates = np.array([model.learning_rate for model in models])
         # L-BFGS steps by scipy: its trainer holds no optimizer state.

@@ -44,6 +44,10 @@ class StackedValidation:
         target as the trainer takes it, sample_weight an ndarray or None.
     dtype, device
         The parameters'.
+    input_scaling : float, default=0.0
+        The models' input scale factor (see
+        :class:`~skdnn._engine.network._Workspace`): with a positive value,
+        the scale's parameters follow the biases in each row.
 
     Calling it with the models' flat parameters, shape (n_models,
     n_params), returns two float64 arrays of shape (n_models,): each model's
@@ -51,8 +55,10 @@ class StackedValidation:
     score.
     """
 
-    def __init__(self, shapes, activation, loss, parts, *, dtype, device):
+    def __init__(self, shapes, activation, loss, parts, *, dtype, device,
+                 input_scaling=0.0):  # fmt: skip
         self.shapes, self.loss, self.activation = shapes, loss, activation
+        self.input_scaling = input_scaling
         self.parts = parts
         # The models scored, and their scorer: all of them here, the
         # running ones alone once most have stopped (see scores).
@@ -104,7 +110,7 @@ class StackedValidation:
             self.scorer = StackedValidation(
                 self.shapes, self.activation, self.loss,
                 [self.parts[m] for m in self.scored], dtype=self.dtype,
-                device=self.device,
+                device=self.device, input_scaling=self.input_scaling,
             )  # fmt: skip
         if self.scorer is self:
             return self(flat)
@@ -119,6 +125,11 @@ class StackedValidation:
 
     def __call__(self, flat):
         weights, biases = _layer_views(flat, self.shapes)
+        if self.input_scaling:
+            # The scale folded into the first layer: X @ (s[:, None] * W0).
+            fan_in = self.shapes[0][0]
+            scale = flat[:, -fan_in:].unsqueeze(2) * self.input_scaling
+            weights = [weights[0] * scale, *weights[1:]]
         last = len(weights) - 1
         loss, M = self.loss, flat.shape[0]
         losses = torch.zeros(M, dtype=flat.dtype, device=flat.device)

@@ -471,7 +471,7 @@ def _read_tensors(data):
     }
 
 
-def _expected_tensors(layer_units):
+def _expected_tensors(layer_units, input_scaling=0.0):
     """Name and shape of each tensor, as in ``MLPModule.state_dict()``."""
     shapes = {}
     pairs = list(zip(layer_units[:-1], layer_units[1:], strict=True))
@@ -479,11 +479,13 @@ def _expected_tensors(layer_units):
         shapes[f"weights.{i}"] = (fan_in, fan_out)
     for i, (_, fan_out) in enumerate(pairs):
         shapes[f"biases.{i}"] = (fan_out,)
+    if input_scaling:
+        shapes["input_scale.0"] = (layer_units[0],)
     return shapes
 
 
-def _network_arrays(records, layer_units, dtype):
-    expected = _expected_tensors(layer_units)
+def _network_arrays(records, layer_units, dtype, input_scaling=0.0):
+    expected = _expected_tensors(layer_units, input_scaling)
     missing = sorted(set(expected) - set(records))
     extra = sorted(set(records) - set(expected))
     if missing or extra:
@@ -516,9 +518,19 @@ def _require(mapping, keys, where, optional=()):
 
 
 def _check_network(network):
+    # input_scaling is optional: files written before it existed have none.
     _require(
-        network, {"layer_units", "activation", "dropout", "dtype", "device"}, "network"
+        network,
+        {"layer_units", "activation", "dropout", "dtype", "device", "input_scaling"},
+        "network",
+        optional=("input_scaling",),
     )
+    scaling = network.get("input_scaling", 0.0)
+    if not (_reals([scaling]) and math.isfinite(scaling) and scaling >= 0):
+        raise _invalid(
+            "network.input_scaling must be a finite number >= 0; got "
+            f"{_short(scaling)}."
+        )
     units, dropout = network["layer_units"], network["dropout"]
     if not (
         isinstance(units, list)
@@ -639,13 +651,16 @@ def _estimator_from(info, records):
     _check_network(network)
     binarizer = _check_labels(info["label_binarizer"])
     attributes = _check_attributes(info["attributes"], network, binarizer)
-    arrays = _network_arrays(records, network["layer_units"], network["dtype"])
+    scaling = float(network.get("input_scaling", 0.0))
+    arrays = _network_arrays(records, network["layer_units"], network["dtype"], scaling)
     n_layers = len(network["layer_units"]) - 1
     module = MLPModule(
         [arrays[f"weights.{i}"] for i in range(n_layers)],
         [arrays[f"biases.{i}"] for i in range(n_layers)],
         activation=network["activation"],
         dropout=network["dropout"],
+        input_scaling=scaling,
+        input_scale=arrays.get("input_scale.0"),
     )
     for name, value in attributes.items():
         setattr(estimator, name, value)
@@ -768,6 +783,7 @@ def dump(estimator, file):
             "layer_units": [weights[0].shape[0]] + [W.shape[1] for W in weights],
             "activation": module.activation,
             "dropout": list(module.dropout),
+            "input_scaling": module.input_scaling,
             "dtype": dtype,
             "device": str(estimator.device_),
         },
