@@ -32,6 +32,7 @@ from ._compat import (
     _check_n_features,
     _check_sample_weight,
 )
+from ._defaults import resolved
 from ._device import (
     check_device,
     device_for_loading,
@@ -181,11 +182,12 @@ def _rollback_point(estimator):
 def _check_continuation(estimator, sizes):
     """Check that warm_start or partial_fit can continue the fitted network."""
     fitted = tuple(W.shape[1] for W in estimator.module_.weights[:-1])
-    if estimator.module_.input_scaling != estimator.input_scaling:
+    scaling = resolved(estimator, "input_scaling")
+    if estimator.module_.input_scaling != scaling:
         raise ValueError(
             f"The fitted network has input_scaling="
             f"{estimator.module_.input_scaling}; warm_start and partial_fit "
-            f"cannot continue it with input_scaling={estimator.input_scaling}. "
+            f"cannot continue it with input_scaling={scaling}. "
             "Set warm_start=False to fit a new network."
         )
     if fitted != sizes or estimator.module_.activation != estimator.activation:
@@ -221,12 +223,13 @@ class BaseDNN(BaseEstimator):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": [
+            StrOptions({"auto"}),
             "array-like",
             Interval(Integral, 1, None, closed="left"),
         ],
         "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
-        "alpha": [Interval(Real, 0, None, closed="left")],
+        "alpha": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "batch_size": [
             StrOptions({"auto"}),
             Interval(Integral, 1, None, closed="left"),
@@ -252,9 +255,13 @@ class BaseDNN(BaseEstimator):
             Options(Real, {np.inf}),
         ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
-        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "dropout": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, 1, closed="left"),
+            "array-like",
+        ],
         "n_init": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "input_scaling": [Interval(Real, 0, None, closed="left")],
+        "input_scaling": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
         "n_threads": [
             StrOptions({"auto"}),
@@ -265,11 +272,11 @@ class BaseDNN(BaseEstimator):
 
     def __init__(
         self,
-        hidden_layer_sizes=(100,),
+        hidden_layer_sizes="auto",
         activation="relu",
         *,
         solver="adam",
-        alpha=0.0001,
+        alpha="auto",
         batch_size="auto",
         learning_rate="constant",
         learning_rate_init=0.001,
@@ -289,9 +296,9 @@ class BaseDNN(BaseEstimator):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
-        dropout=0.0,
+        dropout="auto",
         n_init="auto",
-        input_scaling=0.0,
+        input_scaling="auto",
         device="auto",
         n_threads="auto",
     ):
@@ -418,7 +425,9 @@ class BaseDNN(BaseEstimator):
 
     def _check_fit_params(self, incremental):
         """Check what the constraints cannot express; return (sizes, rates)."""
-        sizes, rates = _check_architecture(self.hidden_layer_sizes, self.dropout)
+        sizes, rates = _check_architecture(
+            resolved(self, "hidden_layer_sizes"), resolved(self, "dropout")
+        )
         check_device(self.device)
         if self.solver == "lbfgs" and any(rates):
             raise ValueError(
@@ -480,7 +489,7 @@ class BaseDNN(BaseEstimator):
         coefs, intercepts = init_params(layer_units, random_state=rng, dtype=dtype)
         module = MLPModule(
             coefs, intercepts, activation=self.activation, dropout=rates,
-            input_scaling=self.input_scaling,
+            input_scaling=resolved(self, "input_scaling"),
         )  # fmt: skip
         self.module_ = module.to(device).eval()
         self.device_ = device

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
+from ._defaults import resolved
 from ._device import blas_threads, n_threads_for, torch_threads
 from ._engine.epochs import (
     DIVERGED,
@@ -176,7 +177,7 @@ def record_epochs(estimator, progress, m=0):
 def _batch_sizes(estimators, n_rows):
     return np.array(
         [
-            clipped_batch_size(est.batch_size, int(n), stacklevel=3)
+            clipped_batch_size(resolved(est, "batch_size"), int(n), stacklevel=3)
             for est, n in zip(estimators, n_rows, strict=True)
         ]
     )
@@ -289,7 +290,7 @@ def stacked_model(estimator):
         activation=module.activation,
         loss=estimator._loss,
         learning_rate=estimator.learning_rate_init,
-        alpha=estimator.alpha,
+        alpha=resolved(estimator, "alpha"),
         beta_1=estimator.beta_1,
         beta_2=estimator.beta_2,
         epsilon=estimator.epsilon,

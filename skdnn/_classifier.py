@@ -30,17 +30,38 @@ class DNNClassifier(ClassifierMixin, BaseDNN):
     """Deep neural network classifier, trained with PyTorch.
 
     A drop-in for :class:`sklearn.neural_network.MLPClassifier`: it takes
-    every MLPClassifier parameter with the same name, default and meaning,
-    and adds dropout, a choice of device (the GPU when there is one) and
-    class weights. It works wherever scikit-learn takes a classifier:
-    pipelines, grid searches, cross-validation, clone and pickle.
+    every MLPClassifier parameter with the same name and meaning, and adds
+    dropout, a learnable input scale, restarts, a choice of device (the GPU
+    when there is one) and class weights. It works wherever scikit-learn
+    takes a classifier: pipelines, grid searches, cross-validation, clone
+    and pickle.
+
+    Its defaults train a more accurate network than MLPClassifier's:
+    ``hidden_layer_sizes='auto'`` is three hidden layers of 128 units, and
+    the parameters left at ``'auto'`` then take the values measured best
+    with it (``dropout=0.15``, ``input_scaling=24``, ``alpha=1e-3``,
+    ``batch_size=64``). On ``benchmarks/quality.py``'s 15 data sets (after
+    a StandardScaler, stratified 5-fold) its mean test accuracy is 0.909,
+    against 0.840 for MLPClassifier's defaults, 0.900 for
+    HistGradientBoostingClassifier and 0.909 for pytabkit's RealMLP-TD, at
+    a tenth to a fifth of RealMLP-TD's fit time; see the Accuracy page of
+    the documentation. With an architecture of your own, the ``'auto'``
+    parameters take MLPClassifier's values, so that
+    ``DNNClassifier(**MLPClassifier().get_params())`` trains MLPClassifier's
+    network.
 
     Parameters
     ----------
-    hidden_layer_sizes : array-like of shape (n_hidden_layers,) or int, \
-            default=(100,)
+    hidden_layer_sizes : array-like of shape (n_hidden_layers,), int or \
+            'auto', default='auto'
         The ith element is the number of units of the ith hidden layer.
-        ``()`` gives no hidden layer: a linear model.
+        ``()`` gives no hidden layer: a linear model. 'auto' is skdnn's
+        default network, ``(128, 128, 128)``, trained with the tuned values
+        of ``dropout``, ``input_scaling``, ``alpha`` and ``batch_size`` where
+        these are 'auto'. Changed from MLPClassifier's ``(100,)``: three
+        layers of 128 lift the spiral and the checkerboard of
+        ``benchmarks/quality.py`` from 0.62 and 0.65 test accuracy to 0.96
+        and 0.95, and the mean over its 15 sets from 0.845 to 0.890 alone.
 
     activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
         Activation function of the hidden layers.
@@ -50,13 +71,17 @@ class DNNClassifier(ClassifierMixin, BaseDNN):
         'lbfgs' is scipy's L-BFGS-B on the full batch, with gradients from
         torch. 'lbfgs' takes no dropout.
 
-    alpha : float, default=0.0001
+    alpha : float or 'auto', default='auto'
         Strength of the L2 penalty, ``alpha / 2 * ||W||^2`` divided by the
-        batch's total sample weight, as in MLPClassifier.
+        batch's total sample weight, as in MLPClassifier. 'auto' is 1e-3 for
+        ``hidden_layer_sizes='auto'`` (with 1e-4, digits ends 0.006 below
+        MLPClassifier's 0.977; with 1e-3, 0.002) and MLPClassifier's 1e-4
+        otherwise.
 
     batch_size : int or 'auto', default='auto'
-        Minibatch size of the stochastic solvers; 'auto' is
-        ``min(200, n_samples)``.
+        Minibatch size of the stochastic solvers; 'auto' is 64 for
+        ``hidden_layer_sizes='auto'`` (0.899 against 0.890 at the 15 sets'
+        mean with 200) and MLPClassifier's ``min(200, n_samples)`` otherwise.
 
     learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
         Learning rate schedule of 'sgd'. 'invscaling' sets it to
@@ -122,12 +147,16 @@ class DNNClassifier(ClassifierMixin, BaseDNN):
     max_fun : int, default=15000
         Maximum number of loss evaluations of 'lbfgs'.
 
-    dropout : float or array-like of shape (n_hidden_layers,), default=0.0
+    dropout : float, array-like of shape (n_hidden_layers,) or 'auto', \
+            default='auto'
         Fraction of each hidden layer's units dropped at random while
         training, one rate for all hidden layers or one per layer, each in
         [0, 1). Kept units are scaled by ``1 / (1 - rate)``, so prediction,
         where dropout is off, needs no rescaling. Rates of 0.2 to 0.5 fight
-        overfitting in large networks.
+        overfitting in large networks. 'auto' is 0.15 for
+        ``hidden_layer_sizes='auto'`` with 'adam' or 'sgd' (the 10-class set
+        of ``benchmarks/quality.py`` gains 0.09 with it, 0.3 loses
+        elsewhere), and 0 otherwise, as MLPClassifier has none.
 
     n_init : int or 'auto', default='auto'
         Number of networks a fit trains, each from its own initial weights,
@@ -146,7 +175,7 @@ class DNNClassifier(ClassifierMixin, BaseDNN):
         network; 'lbfgs' takes 1 or 'auto'. ``n_init=1`` trains
         MLPClassifier's single network.
 
-    input_scaling : float, default=0.0
+    input_scaling : float or 'auto', default='auto'
         With a positive value, the network multiplies each input feature by
         a scale of its own, learned with the weights, before the first
         layer: RealMLP's diagonal scaling layer, which lets training damp
@@ -155,7 +184,12 @@ class DNNClassifier(ClassifierMixin, BaseDNN):
         under 'adam' (their parameter is ``scale / input_scaling``; under
         'sgd', ``input_scaling**2`` times). ``coefs_[0]`` holds the first
         layer's weights times the scales, so prediction and ``coefs_`` need
-        nothing else. 0 trains no scale: MLPClassifier's network.
+        nothing else. 0 trains no scale: MLPClassifier's network. 'auto' is
+        24 for ``hidden_layer_sizes='auto'`` (on ``benchmarks/quality.py``
+        it lifts make_classification with 20 and 200 features from 0.771
+        and 0.732 to 0.823 and 0.781, and the mean over 15 sets from 0.899
+        to 0.909; 12 gave 0.905, 48 cost breast_cancer 0.01), and 0
+        otherwise.
 
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, multiplied into the sample weights: a dict
@@ -288,11 +322,11 @@ class DNNClassifier(ClassifierMixin, BaseDNN):
 
     def __init__(
         self,
-        hidden_layer_sizes=(100,),
+        hidden_layer_sizes="auto",
         activation="relu",
         *,
         solver="adam",
-        alpha=0.0001,
+        alpha="auto",
         batch_size="auto",
         learning_rate="constant",
         learning_rate_init=0.001,
@@ -312,9 +346,9 @@ class DNNClassifier(ClassifierMixin, BaseDNN):
         epsilon=1e-8,
         n_iter_no_change=10,
         max_fun=15000,
-        dropout=0.0,
+        dropout="auto",
         n_init="auto",
-        input_scaling=0.0,
+        input_scaling="auto",
         class_weight=None,
         device="auto",
         n_threads="auto",

@@ -30,6 +30,7 @@ from ._batched import (
     stopping_rules,
     train_restarts,
 )
+from ._defaults import resolved
 from ._device import blas_threads, n_threads_for, torch_threads
 from ._engine import trainer as engine_trainer
 from ._engine.epochs import (
@@ -213,7 +214,9 @@ def fit_stochastic(estimator, fit, *, incremental):
     """
     X, n_samples = fit.X, fit.X.shape[0]
     generator = torch.Generator(device=estimator.device_).manual_seed(fit.torch_seed)
-    batch_size = clipped_batch_size(estimator.batch_size, n_samples, stacklevel=4)
+    batch_size = clipped_batch_size(
+        resolved(estimator, "batch_size"), n_samples, stacklevel=4
+    )
     if not is_flattened(getattr(estimator, "_flat", None), estimator.module_):
         estimator._flat = flatten_parameters(estimator.module_)
         estimator._optimizer = None

@@ -19,6 +19,7 @@ from sklearn.metrics import accuracy_score, recall_score
 from sklearn.neural_network import MLPClassifier
 
 from skdnn import DNNClassifier
+from skdnn._defaults import resolved
 
 CONVERGENCE = "ignore::sklearn.exceptions.ConvergenceWarning"
 
@@ -115,9 +116,59 @@ def test_accepts_every_mlpclassifier_parameter_name():
     assert mlp_names <= ours
 
 
+# MLPClassifier's parameters whose default skdnn changed (see _defaults.py
+# and the docstring): 'auto' selects skdnn's tuned network.
+CHANGED_DEFAULTS = {"hidden_layer_sizes": "auto", "alpha": "auto"}
+
+
 @pytest.mark.parametrize("name", sorted(MLPClassifier().get_params()))
-def test_default_equals_mlpclassifier_default(name):
-    assert DNNClassifier().get_params()[name] == MLPClassifier().get_params()[name]
+def test_default_equals_mlpclassifier_default_or_is_a_documented_change(name):
+    ours = DNNClassifier().get_params()[name]
+    assert ours == CHANGED_DEFAULTS.get(name, MLPClassifier().get_params()[name])
+
+
+def _trained_settings(clf, X, y):
+    clf.fit(X, y)
+    module = clf.module_
+    return {
+        "hidden_layer_sizes": tuple(W.shape[1] for W in module.weights[:-1]),
+        "dropout": module.dropout,
+        "input_scaling": module.input_scaling,
+    }
+
+
+@pytest.mark.filterwarnings(CONVERGENCE)
+def test_defaults_train_the_tuned_network_and_mlp_params_mlps_network():
+    X, y = _binary()
+    tuned = _trained_settings(DNNClassifier(max_iter=2, random_state=0), X, y)
+    assert tuned == {
+        "hidden_layer_sizes": (128, 128, 128),
+        "dropout": (0.15,) * 3,
+        "input_scaling": 24.0,
+    }
+    mlp = DNNClassifier(**MLPClassifier().get_params()).set_params(max_iter=2)
+    assert _trained_settings(mlp, X, y) == {
+        "hidden_layer_sizes": (100,),
+        "dropout": (0.0,),
+        "input_scaling": 0.0,
+    }
+    # An architecture of the user's keeps MLPClassifier's meaning of the rest.
+    own = DNNClassifier((128, 128, 128), max_iter=2, random_state=0)
+    assert _trained_settings(own, X, y)["dropout"] == (0.0,) * 3
+    # 'lbfgs' takes no dropout: 'auto' gives it none.
+    lbfgs = DNNClassifier(solver="lbfgs", max_iter=2, random_state=0)
+    assert _trained_settings(lbfgs, X, y)["dropout"] == (0.0,) * 3
+
+
+@pytest.mark.parametrize(
+    "params, alpha, batch",
+    [({}, 1e-3, 64), ({"hidden_layer_sizes": (100,)}, 1e-4, 200)],
+)
+def test_auto_alpha_and_batch_size_follow_the_architecture(params, alpha, batch):
+    clf = DNNClassifier(**params)
+    assert resolved(clf, "alpha") == alpha
+    size = resolved(clf, "batch_size")
+    assert (200 if size == "auto" else size) == batch
 
 
 def test_added_parameters_are_exactly_the_documented_ones():

@@ -3,28 +3,31 @@
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdnn import DNNClassifier
+from skdnn._defaults import resolved
 
-# With batch_size='auto' the checks' small data sets fit in one batch, so the
-# default instance trains full-batch and passes every check. Minibatches of 16
-# rows with dropout see the samples in a random order, a few at a time: a
-# sample of weight 2 then differs from two copies of it, so that instance
-# cannot pass sample-weight equivalence. The full-batch 'lbfgs' solver must
-# pass it, as scikit-learn requires of MLPClassifier.
+# With MLPClassifier's batch_size='auto' (an architecture of the user's) the
+# checks' small data sets fit in one batch, so that instance trains
+# full-batch and passes every check. Minibatches (of 16 rows with dropout, or
+# the default network's 64 with dropout) see the samples in a random order, a
+# few at a time: a sample of weight 2 then differs from two copies of it, so
+# those instances cannot pass sample-weight equivalence. The full-batch
+# 'lbfgs' solver must pass it, as scikit-learn requires of MLPClassifier.
 SAMPLE_WEIGHT_REASON = (
     "minibatches in random order: a sample of weight 2 is not two copies of "
-    "it; the default and 'lbfgs' instances pass this check"
+    "it; the full-batch and 'lbfgs' instances pass this check"
 )
 
 ESTIMATORS = [
     DNNClassifier(),
+    DNNClassifier(hidden_layer_sizes=(100,)),
     DNNClassifier(solver="lbfgs"),
-    DNNClassifier(batch_size=16, dropout=0.1),
-    DNNClassifier(input_scaling=6.0),
+    DNNClassifier(hidden_layer_sizes=(100,), batch_size=16, dropout=0.1),
+    DNNClassifier(hidden_layer_sizes=(32,), input_scaling=6.0),
 ]
 
 
 def expected_failed_checks(estimator):
-    if estimator.batch_size != "auto":
+    if estimator.solver != "lbfgs" and resolved(estimator, "batch_size") != "auto":
         return {
             "check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_REASON,
             "check_sample_weight_equivalence_on_sparse_data": SAMPLE_WEIGHT_REASON,

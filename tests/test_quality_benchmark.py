@@ -75,6 +75,22 @@ def test_a_quick_run_writes_every_fold_of_every_model_and_set(tmp_path):
     assert written["summary"]["dnn"]["worst_vs_mlp"]["set"] in quality.QUICK_SETS
 
 
+def test_summary_gives_the_worst_set_against_mlp_and_time_against_realmlp():
+    def cell(accuracy, seconds):
+        return {"mean_accuracy": accuracy, "fit_seconds": seconds}
+
+    results = {
+        "a": {"mlp": cell(0.9, 1.0), "dnn": cell(0.8, 2.0), "realmlp": cell(1.0, 20.0)},
+        "b": {"mlp": cell(0.5, 1.0), "dnn": cell(0.7, 3.0), "realmlp": cell(1.0, 10.0)},
+    }
+    entry = quality.summary(results, ["mlp", "dnn", "realmlp"])["dnn"]
+    assert entry["mean_accuracy"] == pytest.approx(0.75)
+    assert entry["worst_vs_mlp"]["set"] == "a"
+    assert entry["worst_vs_mlp"]["difference"] == pytest.approx(-0.1)
+    assert entry["slowest_vs_realmlp"] == {"set": "b", "time_ratio": 0.3}
+    assert entry["fastest"] == {"set": "a", "seconds": 2.0}
+
+
 def test_a_dnn_variant_gets_its_hidden_layer_sizes_as_a_tuple():
     name, params = quality._dnn_variant('deep={"hidden_layer_sizes": [8, 8]}')
     assert (name, params) == ("deep", {"hidden_layer_sizes": (8, 8)})

@@ -28,6 +28,7 @@ import skdnn._fitting
 import skdnn._network
 import skdnn._training
 from skdnn import DNNClassifier
+from skdnn._defaults import resolved
 from skdnn._network import MLPModule, dropout_masks, init_params
 from skdnn._training import batch_loss, predict_logits
 
@@ -225,7 +226,7 @@ def _torch_loop(clf, record):
                         h = h * masks[i][: len(rows)]
             value = batch_loss(
                 h, target[rows], None if weight is None else weight[rows],
-                loss=clf._loss, weights=W, alpha=clf.alpha,
+                loss=clf._loss, weights=W, alpha=resolved(clf, "alpha"),
             )  # fmt: skip
             optimizer.zero_grad()
             value.backward()
@@ -537,7 +538,7 @@ def test_lbfgs_objective_is_autograd_of_the_full_batch_loss(params, blocks, weig
         expected = batch_loss(
             logits, torch.from_numpy(fit.target),
             None if fit.sample_weight is None else torch.from_numpy(fit.sample_weight),
-            loss=clf._loss, weights=W, alpha=clf.alpha,
+            loss=clf._loss, weights=W, alpha=resolved(clf, "alpha"),
         )  # fmt: skip
         (grad,) = torch.autograd.grad(expected, params_)
         assert value == pytest.approx(expected.item(), rel=1e-12)

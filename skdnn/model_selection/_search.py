@@ -43,6 +43,7 @@ from .._compat import (
     search_scorers,
     select_best_index,
 )
+from .._defaults import resolved
 
 
 def _final_step(estimator):
@@ -440,7 +441,7 @@ class _BatchedSearch:
             return []
 
         def batch(model, n_rows):
-            size = model.batch_size
+            size = resolved(model, "batch_size")
             return min(200 if size == "auto" else size, n_rows)
 
         ahead = []
