@@ -710,6 +710,27 @@ def test_gradients_match_reference_backpropagation(spec, engine):
     )
 
 
+def autograd_loss(problem, W, b, X):
+    """skdnn's documented batch loss of the problem's network on input ``X``
+    (the problem's rows, or a function of them), a tensor autograd can
+    differentiate: the forward pass with its dropout masks, then batch_loss."""
+    logits = forward(
+        W,
+        b,
+        X,
+        activation=problem.spec.activation,
+        masks=[None if m is None else torch.from_numpy(m) for m in problem.masks],
+    )
+    return batch_loss(
+        logits,
+        problem.target,
+        None if problem.sample_weight is None else torch.tensor(problem.sample_weight),
+        loss=loss_for_output(problem.out_activation),
+        weights=W,
+        alpha=problem.spec.alpha,
+    )
+
+
 @given(spec=specs(), engine=ENGINES)
 def test_backward_matches_torch_autograd_of_the_training_loss(spec, engine):
     """The engine's loss and gradient are batch_loss and its autograd gradient.
@@ -721,21 +742,7 @@ def test_backward_matches_torch_autograd_of_the_training_loss(spec, engine):
     problem = make_problem(spec)
     value, grad_W, grad_b = skdnn_gradients(problem, **engine)
     W, b = as_leaves(problem.weights), as_leaves(problem.biases)
-    logits = forward(
-        W,
-        b,
-        torch.from_numpy(problem.X),
-        activation=spec.activation,
-        masks=[None if m is None else torch.from_numpy(m) for m in problem.masks],
-    )
-    loss = batch_loss(
-        logits,
-        problem.target,
-        None if problem.sample_weight is None else torch.tensor(problem.sample_weight),
-        loss=loss_for_output(problem.out_activation),
-        weights=W,
-        alpha=spec.alpha,
-    )
+    loss = autograd_loss(problem, W, b, torch.from_numpy(problem.X))
     magnitude = loss_magnitude(problem, reference_scaled_masks(problem))
     assert abs(value - loss.item()) <= 1e-12 * magnitude
     expected = torch.autograd.grad(loss, [*W, *b])
@@ -769,27 +776,14 @@ def test_input_scale_backward_matches_torch_autograd(spec, engine, input_scaling
     value, ws = engine_step(
         problem, input_scaling=input_scaling, input_scale=u, **engine
     )
-    m = engine["position"]
-    grad_W = [g[m].numpy().copy() for g in ws.grad_weights]
-    grad_b = [g[m].reshape(-1).numpy().copy() for g in ws.grad_bias_columns]
-    grad_u = ws.grad_scale_u[m].numpy().copy()
+    k = engine["position"]
+    grad_W = [g[k].numpy().copy() for g in ws.grad_weights]
+    grad_b = [g[k].reshape(-1).numpy().copy() for g in ws.grad_bias_columns]
+    grad_u = ws.grad_scale_u[k].numpy().copy()
     W, b = as_leaves(problem.weights), as_leaves(problem.biases)
     (u_leaf,) = as_leaves([u])
-    logits = forward(
-        W,
-        b,
-        torch.from_numpy(problem.X) * (u_leaf * input_scaling),
-        activation=spec.activation,
-        masks=[None if m is None else torch.from_numpy(m) for m in problem.masks],
-    )
-    loss = batch_loss(
-        logits,
-        problem.target,
-        None if problem.sample_weight is None else torch.tensor(problem.sample_weight),
-        loss=loss_for_output(problem.out_activation),
-        weights=W,
-        alpha=spec.alpha,
-    )
+    X = torch.from_numpy(problem.X) * (u_leaf * input_scaling)
+    loss = autograd_loss(problem, W, b, X)
     assert abs(value - loss.item()) <= 1e-10 * max(1.0, abs(loss.item()))
     expected = torch.autograd.grad(loss, [*W, *b, u_leaf])
     # The scale multiplies the data: the rounding of the output grows with it.
