@@ -37,14 +37,15 @@ class DNNClassifier(ClassifierMixin, BaseDNN):
     and pickle.
 
     Its defaults train a more accurate network than MLPClassifier's:
-    ``hidden_layer_sizes='auto'`` is three hidden layers of 128 units, and
-    the parameters left at ``'auto'`` then take the values measured best
-    with it (``dropout=0.15``, ``input_scaling=24``, ``alpha=1e-3``,
-    ``batch_size=64``). On ``benchmarks/quality.py``'s 15 data sets (after
-    a StandardScaler, stratified 5-fold) its mean test accuracy is 0.909,
+    ``hidden_layer_sizes='auto'`` is three hidden layers of 128 units (with
+    the default solver, 'adam'), and the parameters left at ``'auto'`` then
+    take the values measured best with it (``dropout=0.15``,
+    ``input_scaling=24``, ``alpha=1e-3``, ``batch_size=64``). On
+    ``benchmarks/quality.py``'s 15 data sets (after a StandardScaler,
+    stratified 5-fold) its mean test accuracy is 0.909,
     against 0.840 for MLPClassifier's defaults, 0.900 for
-    HistGradientBoostingClassifier and 0.909 for pytabkit's RealMLP-TD, at
-    a tenth to a fifth of RealMLP-TD's fit time; see the Accuracy page of
+    HistGradientBoostingClassifier and 0.909 for pytabkit's RealMLP-TD, in
+    at most a fifth of RealMLP-TD's fit time; see the Accuracy page of
     the documentation. With an architecture of your own, the ``'auto'``
     parameters take MLPClassifier's values, so that
     ``DNNClassifier(**MLPClassifier().get_params())`` trains MLPClassifier's
@@ -58,7 +59,9 @@ class DNNClassifier(ClassifierMixin, BaseDNN):
         ``()`` gives no hidden layer: a linear model. 'auto' is skdnn's
         default network, ``(128, 128, 128)``, trained with the tuned values
         of ``dropout``, ``input_scaling``, ``alpha`` and ``batch_size`` where
-        these are 'auto'. Changed from MLPClassifier's ``(100,)``: three
+        these are 'auto'; with 'sgd' or 'lbfgs', for which those values were
+        not measured, it is MLPClassifier's ``(100,)`` with MLPClassifier's
+        values. Changed from MLPClassifier's ``(100,)``: three
         layers of 128 lift the spiral and the checkerboard of
         ``benchmarks/quality.py`` from 0.62 and 0.65 test accuracy to 0.96
         and 0.95, and the mean over its 15 sets from 0.845 to 0.890 alone.
@@ -154,9 +157,9 @@ class DNNClassifier(ClassifierMixin, BaseDNN):
         [0, 1). Kept units are scaled by ``1 / (1 - rate)``, so prediction,
         where dropout is off, needs no rescaling. Rates of 0.2 to 0.5 fight
         overfitting in large networks. 'auto' is 0.15 for
-        ``hidden_layer_sizes='auto'`` with 'adam' or 'sgd' (the 10-class set
+        ``hidden_layer_sizes='auto'`` (the 10-class set
         of ``benchmarks/quality.py`` gains 0.09 with it, 0.3 loses
-        elsewhere), and 0 otherwise, as MLPClassifier has none.
+        elsewhere) with 'adam', and 0 otherwise, as MLPClassifier has none.
 
     n_init : int or 'auto', default='auto'
         Number of networks a fit trains, each from its own initial weights,

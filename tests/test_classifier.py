@@ -155,9 +155,15 @@ def test_defaults_train_the_tuned_network_and_mlp_params_mlps_network():
     # An architecture of the user's keeps MLPClassifier's meaning of the rest.
     own = DNNClassifier((128, 128, 128), max_iter=2, random_state=0)
     assert _trained_settings(own, X, y)["dropout"] == (0.0,) * 3
-    # 'lbfgs' takes no dropout: 'auto' gives it none.
-    lbfgs = DNNClassifier(solver="lbfgs", max_iter=2, random_state=0)
-    assert _trained_settings(lbfgs, X, y)["dropout"] == (0.0,) * 3
+    # The tuned values were measured with Adam: the other solvers' 'auto' is
+    # MLPClassifier's network.
+    for solver in ("lbfgs", "sgd"):
+        other = DNNClassifier(solver=solver, max_iter=2, random_state=0)
+        assert _trained_settings(other, X, y) == {
+            "hidden_layer_sizes": (100,),
+            "dropout": (0.0,),
+            "input_scaling": 0.0,
+        }
 
 
 @pytest.mark.parametrize(
