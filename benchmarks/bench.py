@@ -361,6 +361,19 @@ def _gpu_sentence(gpu):
     )
 
 
+def list_table_head(title, first, columns):
+    """The lines that open a reStructuredText list-table: its title and its
+    header row, ``first`` then ``columns``; each body row follows as
+    ``"   * - name"`` and one ``"     - cell"`` per column."""
+    return [
+        f".. list-table:: {title}",
+        "   :header-rows: 1",
+        "",
+        f"   * - {first}",
+        *(f"     - {c}" for c in columns),
+    ]
+
+
 def _rst(results, machine, date):
     """The results as reStructuredText tables, for the docs' Performance page."""
     lines = [
@@ -380,13 +393,7 @@ def _rst(results, machine, date):
         ("Test accuracy", "test_accuracy", "{:.3f}"),
     ]  # fmt: skip
     for title, key, cell in tables:
-        lines += [
-            f".. list-table:: {title}",
-            "   :header-rows: 1",
-            "",
-            "   * - workload",
-        ]
-        lines += [f"     - {c}" for c in CONTENDERS]
+        lines += list_table_head(title, "workload", CONTENDERS)
         for name, row in results.items():
             base = row[key]["MLPClassifier"]
             lines.append(f"   * - {name}")

@@ -75,7 +75,7 @@ from skdnn.datasets import make_spiral, make_xor
 
 # This directory's bench.py, also where this file is loaded by its path.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import describe_machine  # noqa: E402
+from bench import describe_machine, list_table_head  # noqa: E402
 
 
 def _bundled(loader):
@@ -347,13 +347,7 @@ def _rst(results, models, sets, skipped, machine, date, folds):
         ("Fit, seconds over all folds", "fit_seconds", "{:.2f}"),
     ]
     for title, key, fmt in tables:
-        lines += [
-            f".. list-table:: {title}",
-            "   :header-rows: 1",
-            "",
-            "   * - data set",
-        ]
-        lines += [f"     - {m}" for m in models]
+        lines += list_table_head(title, "data set", models)
         for set_name, row in results.items():
             d = sets[set_name]
             lines.append(
