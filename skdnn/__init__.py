@@ -4,7 +4,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 from ._classifier import DNNClassifier
+from ._regressor import DNNRegressor
 
 __version__ = "0.1.0"
 
-__all__ = ["DNNClassifier", "__version__"]
+__all__ = ["DNNClassifier", "DNNRegressor", "__version__"]
