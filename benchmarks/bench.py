@@ -13,12 +13,16 @@ gives medians and ratios to MLPClassifier. Workloads:
   every training step, timed with torch.mm at these shapes right before and
   after each of DNNClassifier's fits, and the fit's ratio to it.
 
+- R1, regression: make_friedman1, 20,000 rows (16,000 to train), target
+  standardized, (256, 256), batch 256, 20 epochs, against MLPRegressor and a
+  plain PyTorch loop on the squared error: fit and predict seconds, test R^2.
+
 Also: predict_proba on each test set, W1's fit time with another process
 keeping one core busy, and test accuracies; where a CUDA GPU is available, W3
 with ten times the rows on the GPU against the CPU.
 
 Run: ``python benchmarks/bench.py [--repeats 5] [--json results.json]
-[--rst results.rst] [--only W1 W2]``; ``--rst`` writes the tables the docs'
+[--rst results.rst] [--only W1 W2 R1]``; ``--rst`` writes the tables the docs'
 Performance page shows. Tests never assert on time; this script is where speed is
 measured.
 """
@@ -37,13 +41,14 @@ from itertools import pairwise
 import numpy as np
 import sklearn
 import torch
-from sklearn.datasets import load_digits, make_classification
+from sklearn.datasets import load_digits, make_classification, make_friedman1
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
-from sklearn.neural_network import MLPClassifier
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 import skdnn
-from skdnn import DNNClassifier
+from skdnn import DNNClassifier, DNNRegressor
 
 
 def _xor():
@@ -69,17 +74,30 @@ def _large(n_samples=125_000):
     return train_test_split(X.astype(np.float32), y, test_size=0.2, random_state=0)
 
 
+def _friedman():
+    X, y = make_friedman1(n_samples=20_000, noise=1.0, random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2,
+                                                        random_state=0)  # fmt: skip
+    # Standardized with the training rows' statistics, as
+    # TransformedTargetRegressor(transformer=StandardScaler()) would.
+    mean, std = y_train.mean(), y_train.std()
+    return X_train, X_test, (y_train - mean) / std, (y_test - mean) / std
+
+
 WORKLOADS = {
     "W1": dict(data=_xor, hidden=(6, 4), batch=32, epochs=100, dropout=0.0),
     "W2": dict(data=_digits, hidden=(128, 64), batch=64, epochs=50, dropout=0.2),
     "W3": dict(data=_large, hidden=(256, 256), batch=256, epochs=5, dropout=0.0),
-}
+    "R1": dict(data=_friedman, hidden=(256, 256), batch=256, epochs=20, dropout=0.0,
+               regression=True),
+}  # fmt: skip
 
 
 def _mlp(spec, seed):
     # n_iter_no_change above the epoch budget: every contender runs every epoch.
-    return MLPClassifier(
-        spec["hidden"],
+    estimator = MLPRegressor if spec.get("regression") else MLPClassifier
+    return estimator(
+        hidden_layer_sizes=spec["hidden"],
         batch_size=spec["batch"],
         max_iter=spec["epochs"],
         n_iter_no_change=spec["epochs"] + 1,
@@ -92,13 +110,15 @@ def one_network(estimator):
     return {"n_init": 1} if "n_init" in estimator().get_params() else {}
 
 
-def _dnn(spec, seed, estimator=DNNClassifier):
+def _dnn(spec, seed, estimator=None):
     # ``estimator``: another copy of the class (benchmarks/ab_paired.py times
     # two versions of skdnn in one process, the older without n_init).
     # n_init=1: one network a fit, the work of every other contender; W1's
     # (6, 4) network would otherwise train n_init='auto''s six restarts.
+    if estimator is None:
+        estimator = DNNRegressor if spec.get("regression") else DNNClassifier
     return estimator(
-        spec["hidden"],
+        hidden_layer_sizes=spec["hidden"],
         batch_size=spec["batch"],
         max_iter=spec["epochs"],
         n_iter_no_change=spec["epochs"] + 1,
@@ -119,18 +139,24 @@ class TorchLoop:
         generator = torch.Generator().manual_seed(self.seed)
         torch.manual_seed(self.seed)
         X = torch.from_numpy(X)
-        self.classes_ = np.unique(y)
-        y = torch.from_numpy(np.searchsorted(self.classes_, y))
+        if spec.get("regression"):
+            # One output on the squared error (MSELoss: the mean, half of
+            # which is MLPRegressor's loss; Adam's steps are nearly the same).
+            self.classes_, n_outputs = None, 1
+            y, loss_fn = torch.from_numpy(y).to(X.dtype)[:, None], torch.nn.MSELoss()
+        else:
+            self.classes_ = np.unique(y)
+            n_outputs, loss_fn = len(self.classes_), torch.nn.CrossEntropyLoss()
+            y = torch.from_numpy(np.searchsorted(self.classes_, y))
         layers, width = [], X.shape[1]
         for units in spec["hidden"]:
             layers += [torch.nn.Linear(width, units), torch.nn.ReLU()]
             if spec["dropout"]:
                 layers.append(torch.nn.Dropout(spec["dropout"]))
             width = units
-        layers.append(torch.nn.Linear(width, len(self.classes_)))
+        layers.append(torch.nn.Linear(width, n_outputs))
         self.model = torch.nn.Sequential(*layers).to(X.dtype)
         optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, fused=True)
-        loss_fn = torch.nn.CrossEntropyLoss()
         self.model.train()
         for _ in range(spec["epochs"]):
             order = torch.randperm(len(X), generator=generator)
@@ -146,7 +172,13 @@ class TorchLoop:
         with torch.inference_mode():
             return torch.softmax(self.model(torch.from_numpy(X)), dim=1).numpy()
 
+    def predict(self, X):
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(X)).numpy()[:, 0]
+
     def score(self, X, y):
+        if self.classes_ is None:
+            return float(r2_score(y, self.predict(X)))
         return float(np.mean(self.classes_[self.predict_proba(X).argmax(1)] == y))
 
 
@@ -155,6 +187,19 @@ CONTENDERS = {
     "DNNClassifier": _dnn,
     "PyTorch loop": TorchLoop,
 }
+# A regression workload's contenders, by the same makers.
+REGRESSION_NAMES = {
+    "MLPClassifier": "MLPRegressor",
+    "DNNClassifier": "DNNRegressor",
+    "PyTorch loop": "PyTorch loop",
+}
+
+
+def contender_names(spec):
+    """Each contender's name in ``spec``'s rows, in CONTENDERS's order."""
+    if spec.get("regression"):
+        return REGRESSION_NAMES
+    return {name: name for name in CONTENDERS}
 
 
 def _timed(fn):
@@ -233,6 +278,13 @@ def run(names, repeats):
     return {name: _run_workload(WORKLOADS[name], repeats, name) for name in names}
 
 
+def _keys(spec):
+    """A row's keys of prediction time and test score."""
+    if spec.get("regression"):
+        return "predict_seconds", "test_r2"
+    return "predict_proba_seconds", "test_accuracy"
+
+
 def _run_workload(spec, repeats, name):
     X_train, X_test, y_train, y_test = spec["data"]()
     fit_times = {c: [] for c in CONTENDERS}
@@ -261,16 +313,17 @@ def _run_workload(spec, repeats, name):
             fit_times[contender].append(_timed(lambda m=model: m.fit(X_train, y_train)))
             if paired:
                 bound_times.append((before + bound()) / 2)
+            predict = getattr(model, _keys(spec)[0].removesuffix("_seconds"))
             predict_times[contender].append(
-                min(_timed(lambda m=model: m.predict_proba(X_test)) for _ in range(5))
+                min(_timed(lambda p=predict: p(X_test)) for _ in range(5))
             )
             accuracy[contender].append(model.score(X_test, y_test))
+    names = contender_names(spec)
+    predict_key, score_key = _keys(spec)
     row = {
-        "fit_seconds": {c: statistics.median(t) for c, t in fit_times.items()},
-        "predict_proba_seconds": {
-            c: statistics.median(t) for c, t in predict_times.items()
-        },
-        "test_accuracy": {c: statistics.median(a) for c, a in accuracy.items()},
+        "fit_seconds": {names[c]: statistics.median(t) for c, t in fit_times.items()},
+        predict_key: {names[c]: statistics.median(t) for c, t in predict_times.items()},
+        score_key: {names[c]: statistics.median(a) for c, a in accuracy.items()},
     }
     if bound is not None:
         fits = fit_times["DNNClassifier"]
@@ -293,29 +346,40 @@ def _run_workload(spec, repeats, name):
     return row
 
 
+def _groups(results):
+    """The results split into classification and regression workloads, each
+    with its table titles: (results, [(title, key, cell format)])."""
+    out = []
+    for regression in (False, True):
+        rows = {
+            n: r for n, r in results.items()
+            if bool(WORKLOADS[n].get("regression")) == regression
+        }  # fmt: skip
+        if rows:
+            spec = next(WORKLOADS[n] for n in rows)
+            predict_key, score_key = _keys(spec)
+            base = next(iter(contender_names(spec).values()))
+            out.append((rows, base, [
+                ("Fit, seconds", "fit_seconds", "{:.3f} ({:.2f})"),
+                (f"{predict_key.removesuffix('_seconds')} on the test set, seconds",
+                 predict_key, "{:.5f} ({:.2f})"),
+                ("Test R^2" if regression else "Test accuracy", score_key, "{:.3f}"),
+            ]))  # fmt: skip
+    return out
+
+
 def _print_table(results):
-    print(f"\n{'fit seconds (ratio to MLPClassifier)':40}", end="")
-    print("".join(f"{c:>22}" for c in CONTENDERS))
-    for name, row in results.items():
-        base = row["fit_seconds"]["MLPClassifier"]
-        cells = "".join(
-            f"{t:>14.3f} ({t / base:4.2f})" for t in row["fit_seconds"].values()
-        )
-        print(f"{name:40}{cells}")
-    print(f"\n{'predict_proba seconds (ratio)':40}", end="")
-    print("".join(f"{c:>22}" for c in CONTENDERS))
-    for name, row in results.items():
-        base = row["predict_proba_seconds"]["MLPClassifier"]
-        cells = "".join(
-            f"{t:>14.5f} ({t / base:4.2f})"
-            for t in row["predict_proba_seconds"].values()
-        )
-        print(f"{name:40}{cells}")
-    print(f"\n{'test accuracy (median)':40}", end="")
-    print("".join(f"{c:>22}" for c in CONTENDERS))
-    for name, row in results.items():
-        cells = "".join(f"{a:>22.3f}" for a in row["test_accuracy"].values())
-        print(f"{name:40}{cells}")
+    for rows, base_name, tables in _groups(results):
+        for title, key, cell in tables:
+            names = list(next(iter(rows.values()))[key])
+            ratio = "(ratio)" if "(" in cell else "(median)"
+            print(f"\n{title + ' ' + ratio:40}" + "".join(f"{c:>22}" for c in names))
+            for name, row in rows.items():
+                base = row[key][base_name]
+                cells = "".join(
+                    f"{cell.format(v, v / base):>22}" for v in row[key].values()
+                )
+                print(f"{name:40}{cells}")
     print()
     if "W3" in results:
         for line in _bound_lines(results["W3"]):
@@ -383,22 +447,20 @@ def _rst(results, machine, date):
         f"Python {machine['python']}, torch {machine['torch']}, scikit-learn "
         f"{machine['scikit-learn']}, skdnn {machine['skdnn']}"
         + (f", CUDA {machine['cuda']}" if machine["cuda"] else ", no GPU")
-        + ". Medians; in parentheses, the ratio to MLPClassifier.",
+        + ". Medians; in parentheses, the ratio to MLPClassifier (MLPRegressor).",
         "",
     ]
-    tables = [
-        ("Fit, seconds", "fit_seconds", "{:.3f} ({:.2f})"),
-        ("predict_proba on the test set, seconds", "predict_proba_seconds",
-         "{:.5f} ({:.2f})"),
-        ("Test accuracy", "test_accuracy", "{:.3f}"),
-    ]  # fmt: skip
-    for title, key, cell in tables:
-        lines += list_table_head(title, "workload", CONTENDERS)
-        for name, row in results.items():
-            base = row[key]["MLPClassifier"]
-            lines.append(f"   * - {name}")
-            lines += [f"     - {cell.format(v, v / base)}" for v in row[key].values()]
-        lines.append("")
+    for rows, base_name, tables in _groups(results):
+        for title, key, cell in tables:
+            names = list(next(iter(rows.values()))[key])
+            lines += list_table_head(title, "workload", names)
+            for name, row in rows.items():
+                base = row[key][base_name]
+                lines.append(f"   * - {name}")
+                lines += [
+                    f"     - {cell.format(v, v / base)}" for v in row[key].values()
+                ]
+            lines.append("")
     if "W3" in results:
         lines += [f"{line}." for line in _bound_lines(results["W3"])]
     if "W1" in results:
@@ -455,7 +517,9 @@ def main():
     )
     print(json.dumps(machine))
     _print_table(results)
-    print(_gpu_sentence(gpu))
+    # The GPU's sentence only where W3, which it extends, ran.
+    gpu_line = _gpu_sentence(gpu) + "\n" if "W3" in args.only else ""
+    print(gpu_line)
     date = datetime.date.today().isoformat()
     if args.json:
         with open(args.json, "w") as f:
@@ -466,7 +530,7 @@ def main():
             )
     if args.rst:
         with open(args.rst, "w") as f:
-            f.write(_rst(results, machine, date) + "\n" + _gpu_sentence(gpu) + "\n")
+            f.write(_rst(results, machine, date) + "\n" + gpu_line)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,11 @@ from ._training import (
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
+# early_stopping='auto' holds out a validation split only where it has at
+# least this many samples: the R^2 or accuracy of fewer jumps by more than
+# tol from epoch to epoch with the noise of a sample or two.
+_AUTO_MIN_VALIDATION = 10
+
 
 def _uses_stochastic_solver(estimator):
     """Whether ``partial_fit`` is available: only for 'sgd' and 'adam'."""
@@ -177,6 +182,22 @@ def _rollback_point(estimator):
                 group["lr"] = rate
 
     return restore
+
+
+def _overflow_error(module, X_bad, n_samples):
+    """The ValueError of a prediction that is not finite for ``X_bad``."""
+    where = (
+        f"The network's output is not finite for {X_bad.shape[0]} of the "
+        f"{n_samples} samples of X"
+    )
+    if not _all_finite(module.parameters()):
+        return ValueError(f"{where}: its weights hold infinite or NaN values.")
+    weight = max(float(p.detach().abs().max()) for p in module.parameters())
+    return ValueError(
+        f"{where}: their values (up to {abs(X_bad).max():.3g} in magnitude) "
+        f"with the network's weights (up to {weight:.3g}) overflow float64 "
+        "arithmetic. Scale X as for fit (for instance with StandardScaler)."
+    )
 
 
 def _check_continuation(estimator, sizes):
@@ -403,14 +424,18 @@ class BaseDNN(BaseEstimator):
             # batched fit in a grid search.
             _check_n_features(self, X, reset=True)
             _check_feature_names(self, X, reset=True)
-            X, y, encoder = like.X, like.y, copy.copy(like.encoder)
+            X, y = like.X, like.y
+            # What this estimator's parameters require of the targets (a
+            # Poisson loss's y >= 0) is checked for each estimator, and an
+            # encoder that depends on them made anew.
+            encoder = self._encoder_for_reuse(y, copy.copy(like.encoder))
         target = self._encode_targets(encoder, y)
         sample_weight = self._combined_sample_weight(sample_weight, X, y, encoder)
 
         rng = self._random_state_for_fit(incremental)
         torch_seed = int(rng.randint(np.iinfo(np.int32).max))
         validation = None
-        if self._validates():
+        if self._validates(incremental, X.shape[0]):
             X, target, sample_weight, validation = self._validation_split(
                 X, y, target, sample_weight, rng
             )
@@ -435,10 +460,17 @@ class BaseDNN(BaseEstimator):
                 "'sgd'): L-BFGS needs a deterministic loss. Use solver='adam' or "
                 "dropout=0."
             )
-        if incremental and self.early_stopping:
+        # 'auto' is early stopping where it applies: not in partial_fit.
+        if incremental and self.early_stopping not in ("auto", False):
             raise ValueError("partial_fit does not support early_stopping=True.")
         check_n_init(self)
         return sizes, rates
+
+    def _encoder_for_reuse(self, y, encoder):
+        """The encoder of another estimator's checked ``y`` for this one,
+        after the checks that depend on this one's parameters; by default,
+        that encoder as it is."""
+        return encoder
 
     def _combined_sample_weight(self, sample_weight, X, y, encoder):
         """The checked sample weights, or None; a subclass may add its own."""
@@ -458,6 +490,8 @@ class BaseDNN(BaseEstimator):
         Every check on the input has passed: from here on the model changes.
         """
         self._set_encoder(fit.encoder)
+        # Whether this fit validates, for the code that records its epochs.
+        self._validating = fit.validation is not None
         if fit.first_pass:
             # Apple's MPS has no float64: the network trains in float32 there.
             dtype = fit.X.dtype if fit.device.type != "mps" else np.dtype(np.float32)
@@ -501,7 +535,7 @@ class BaseDNN(BaseEstimator):
         # None until an epoch completes (a fit can be interrupted before).
         self.loss_ = None
         self.loss_curve_ = []
-        validating = self._validates()
+        validating = self._validating
         self.best_loss_ = None if validating else np.inf
         self.validation_scores_ = [] if validating else None
         self.validation_loss_curve_ = [] if validating else None
@@ -517,7 +551,7 @@ class BaseDNN(BaseEstimator):
             self.module_.to(device)
             self.device_ = device
             self._optimizer = None
-        if self._validates() and self.validation_scores_ is None:
+        if self._validating and self.validation_scores_ is None:
             self.validation_scores_, self.validation_loss_curve_ = [], []
             self.best_validation_score_, self.best_loss_ = -np.inf, None
 
@@ -551,10 +585,18 @@ class BaseDNN(BaseEstimator):
             )
         return X, target, sample_weight, (X_val, t_val, sw_val)
 
-    def _validates(self):
+    def _validates(self, incremental, n_samples):
         """Whether fit holds out a validation split for early stopping."""
-        # As in MLPClassifier, 'lbfgs' ignores early_stopping.
-        return self.early_stopping and self.solver in _STOCHASTIC_SOLVERS
+        # As in MLPClassifier, 'lbfgs' ignores early_stopping; partial_fit
+        # refuses early_stopping=True and trains 'auto' without it, as it
+        # does a fit whose split would be too small to follow.
+        if self.early_stopping == "auto":
+            n_validation = math.ceil(self.validation_fraction * n_samples)
+            if incremental or n_validation < _AUTO_MIN_VALIDATION:
+                return False
+        return bool(resolved(self, "early_stopping")) and (
+            self.solver in _STOCHASTIC_SOLVERS
+        )
 
     def _macs(self):
         """Multiply-adds of the forward pass for one sample."""
@@ -604,7 +646,7 @@ class BaseDNN(BaseEstimator):
             output[overflowed] = redone
             overflowed = ~np.isfinite(output).all(axis=1)
         if overflowed.any():
-            self._raise_overflow(X[overflowed], len(output))
+            raise _overflow_error(self.module_, X[overflowed], len(output))
         return output
 
     def _validated_for_prediction(self, X):
@@ -672,20 +714,6 @@ class BaseDNN(BaseEstimator):
                 activation=self.module_.activation,
                 transform=self._output_transform(numpy=False) if proba else None,
             )
-
-    def _raise_overflow(self, X_bad, n_samples):
-        where = (
-            f"The network's output is not finite for {X_bad.shape[0]} of the "
-            f"{n_samples} samples of X"
-        )
-        if not _all_finite(self.module_.parameters()):
-            raise ValueError(f"{where}: its weights hold infinite or NaN values.")
-        weight = max(float(p.detach().abs().max()) for p in self.module_.parameters())
-        raise ValueError(
-            f"{where}: their values (up to {abs(X_bad).max():.3g} in magnitude) "
-            f"with the network's weights (up to {weight:.3g}) overflow float64 "
-            "arithmetic. Scale X as for fit (for instance with StandardScaler)."
-        )
 
     # ------------------------------------------------ weights as numpy arrays
 

@@ -1,10 +1,11 @@
 """The estimators' side of stacked training: fits prepared, trained, finished.
 
-:func:`prepare_fit` does what ``DNNClassifier.fit`` does before its first
-epoch, :func:`train_batched` trains estimators of one :func:`group_key`
-together through :class:`skdnn._engine.trainer.Trainer`, with each model's
-own stopping rule, and :func:`finish_fit` does what ``fit`` does after its
-last epoch. The engine reads no estimator: :func:`stacked_model` gives it
+:func:`prepare_fit` does what an estimator's ``fit`` (a DNNClassifier's or a
+DNNRegressor's: ``BaseDNN._fit``) does before its first epoch,
+:func:`train_batched` trains estimators of one :func:`group_key` together
+through :class:`skdnn._engine.trainer.Trainer`, with each model's own
+stopping rule, and :func:`finish_fit` does what ``fit`` does after its last
+epoch. The engine reads no estimator: :func:`stacked_model` gives it
 what it needs of one.
 """
 
@@ -44,7 +45,7 @@ from ._training import (
 
 
 def batchable_reason(estimator):
-    """Why a DNNClassifier's fit cannot be batched, or None when it can.
+    """Why a DNNClassifier's or DNNRegressor's fit cannot be batched, or None.
 
     The batched trainer does what ``fit`` does with Adam and SGD, early
     stopping included, on dense input; anything else trains sequentially.
@@ -114,7 +115,7 @@ def group_key(estimator):
         module.weights[0].dtype,
         estimator.device_,
         solver,
-        estimator._validates(),
+        estimator._validating,
         module.input_scaling,
     )
 
@@ -161,7 +162,7 @@ def record_epochs(estimator, progress, m=0):
     if curve:
         estimator.loss_ = curve[-1]
     estimator._no_improvement_count = int(progress.no_improvement[m])
-    if estimator.early_stopping:
+    if estimator._validating:
         estimator.validation_scores_.extend(progress.curve(m, progress.scores))
         estimator.validation_loss_curve_.extend(
             progress.curve(m, progress.validation_losses)
@@ -188,8 +189,9 @@ def train_batched(estimators, prepared, *, numpy_products=None, deferred=None):
 
     Parameters
     ----------
-    estimators : list of DNNClassifier
-        Prepared by :func:`prepare_fit`, all with the same group key.
+    estimators : list of BaseDNN
+        DNNClassifier or DNNRegressor instances prepared by
+        :func:`prepare_fit`, all with the same group key.
     prepared : list of dict
         What :func:`prepare_fit` returned for each.
     numpy_products : bool, default=None
@@ -271,7 +273,7 @@ def stacked_validation(estimators, validations):
     """Early stopping's :class:`~skdnn._engine.validation.StackedValidation`
     of prepared estimators of one :func:`group_key`, from each one's split
     (``validation`` of its checked input); None without early stopping."""
-    if not estimators[0]._validates():
+    if not estimators[0]._validating:
         return None
     module = estimators[0].module_
     return StackedValidation(
@@ -373,7 +375,7 @@ def keep_best(estimator, run, i):
     candidates = np.flatnonzero((run.owners == i) & ~run.diverged)
     if not len(candidates):
         return None
-    if estimator._validates():
+    if estimator._validating:
         j = candidates[np.argmax(progress.best_score[candidates])]
     else:
         last = [(progress.curve(j) or [np.inf])[-1] for j in candidates]

@@ -11,7 +11,7 @@ import warnings
 import torch
 from threadpoolctl import ThreadpoolController
 
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 # Up to this many multiply-adds per training step (batch size times the
 # network's weights), one torch thread is as fast as two and does not slow
@@ -46,7 +46,7 @@ def check_device(device):
     """
     if isinstance(device, torch.device):
         return
-    if not _DEVICE_PATTERN.match(device):
+    if not _DEVICE_PATTERN.fullmatch(device):
         raise ValueError(
             f"The 'device' parameter of DNNClassifier must be 'auto', 'cpu', "
             f"'cuda', 'cuda:N', 'mps' or a torch.device. Got {device!r} instead."

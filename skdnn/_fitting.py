@@ -325,7 +325,7 @@ def _record_progress(estimator, progress, incremental):
 def divergence_message(estimator, progress, m):
     """The warning of model m's diverged epoch, saying what the model keeps."""
     back = progress.rolled_back_to[m]
-    if estimator.early_stopping:
+    if estimator._validating:
         what = "the weights of its best validation score"
     elif back == 0:
         what = "the weights it had before that epoch"

@@ -91,7 +91,9 @@ def test_unavailable_accelerator_raises_clear_error_at_fit(
     assert not hasattr(clf, "module_")
 
 
-@pytest.mark.parametrize("device", ["tpu", "gpu", "cuda:one", "cpu:"])
+@pytest.mark.parametrize(
+    "device", ["tpu", "gpu", "cuda:one", "cpu:", "cpu\n", "cuda:0\n"]
+)
 def test_unknown_device_string_raises_value_error(device):
     X, y = make_data()
     with pytest.raises(ValueError) as excinfo:

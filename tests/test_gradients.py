@@ -1,19 +1,22 @@
 """Property tests of the gradients skdnn trains with (issue 3), one property each.
 
 The oracle is written here from the documented loss alone: a NumPy forward
-pass, the loss (weighted mean cross-entropy plus ``alpha / 2 * ||W||^2``
-divided by the batch's total sample weight, as MLPClassifier) and the
-textbook backpropagation. skdnn's side is the engine's backward,
+pass, the loss (the weighted mean of the per-sample loss plus ``alpha / 2 *
+||W||^2`` divided by the batch's total sample weight, as MLPClassifier and
+MLPRegressor) and the textbook backpropagation. The per-sample loss is the
+classifier's cross-entropy (softmax or logistic outputs) or the regressor's
+half squared error (identity output) or half Poisson deviance (exp output),
+summed over the outputs. skdnn's side is the engine's backward,
 ``skdnn._engine.network._step``, the gradient computation every training step
 and L-BFGS's objective run, fed the dropout masks that
 ``skdnn._network.dropout_masks`` draws: alone and as one of several stacked
 models (each must get its own gradient), with either kernel of its products.
 
 Hypothesis draws a ``Spec``, a few plain numbers (layer sizes, activation,
-dropout rates, batch size, kind of target, weights, alpha, scales and a seed);
-``make_problem`` turns it into arrays with a NumPy generator seeded from it, so
-that every example and every ``@example`` regression case is a readable,
-reproducible value.
+dropout rates, batch size, kind of target or loss, weights, alpha, scales and
+a seed); ``make_problem`` turns it into arrays with a NumPy generator seeded
+from it, so that every example and every ``@example`` regression case is a
+readable, reproducible value.
 """
 
 import dataclasses
@@ -22,12 +25,13 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.special
 import torch
 from hypothesis import assume, event, example, given
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
 
-from skdnn import DNNClassifier
+from skdnn import DNNClassifier, DNNRegressor
 from skdnn._engine.losses import loss_for_output
 from skdnn._engine.network import _step, _StepViews, _Workspace
 from skdnn._engine.optim import make_sgd
@@ -37,6 +41,18 @@ from skdnn._training import batch_loss
 
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 EPS = np.finfo(np.float64).eps
+
+# Each kind of target and the output activation (the loss's inverse link) it
+# is trained with: DNNClassifier's three, then DNNRegressor's two losses.
+OUT_ACTIVATION = {
+    "softmax": "softmax",
+    "binary": "logistic",
+    "multilabel": "logistic",
+    "squared_error": "identity",
+    "poisson": "exp",
+}
+CLASSIFIER_KINDS = ("softmax", "binary", "multilabel")
+REGRESSOR_KINDS = ("squared_error", "poisson")
 
 # --------------------------------------------------------------- the problems
 
@@ -48,7 +64,9 @@ class Spec:
     hidden: tuple = ()
     activation: str = "relu"
     dropout: tuple = ()
-    kind: str = "softmax"  # 'softmax' (2-6 classes), 'binary' or 'multilabel'
+    # 'softmax' (2-6 classes), 'binary', 'multilabel' (2-6 labels), or a
+    # regressor's loss, 'squared_error' or 'poisson' (1-3 outputs).
+    kind: str = "softmax"
     n_outputs: int = 3
     n_samples: int = 8
     n_features: int = 3
@@ -72,20 +90,32 @@ def specs(
     max_hidden=4,
     rates=RATES,
     alphas=ALPHAS,
-    kinds=("softmax", "binary", "multilabel"),
+    kinds=CLASSIFIER_KINDS + REGRESSOR_KINDS,
     min_classes=2,
     every_class=False,
     max_input_scale=100.0,
+    max_poisson_input_scale=math.inf,
 ):
-    """Specs of a network and a batch: every setting the issue lists, bounded."""
+    """Specs of a network and a batch: every setting the issue lists, bounded.
+
+    ``min_classes`` and ``every_class`` bound the classifier's kinds; a
+    regressor's kind has 1 to 3 outputs and any number of samples.
+    """
     hidden = tuple(
         draw(st.lists(st.integers(1, 16), min_size=min_hidden, max_size=max_hidden))
     )
     kind = draw(st.sampled_from(kinds))
-    n_outputs = 1 if kind == "binary" else draw(st.integers(min_classes, 6))
-    n_classes = 2 if kind == "binary" else n_outputs
-    if kind == "multilabel":
-        # skdnn rejects class weights for multilabel targets.
+    if kind in REGRESSOR_KINDS:
+        n_outputs = draw(st.integers(1, 3))
+        n_classes = 1
+    else:
+        n_outputs = 1 if kind == "binary" else draw(st.integers(min_classes, 6))
+        n_classes = 2 if kind == "binary" else n_outputs
+    if kind == "poisson":
+        max_input_scale = min(max_input_scale, max_poisson_input_scale)
+    if kind in ("multilabel", *REGRESSOR_KINDS):
+        # skdnn rejects class weights for multilabel targets; a regressor has
+        # no classes.
         class_weight = None
     else:
         class_weight = draw(
@@ -120,22 +150,34 @@ class Problem:
     weights: list
     biases: list
     X: np.ndarray
-    labels: np.ndarray  # class indices, or the indicator matrix (multilabel)
-    Y: np.ndarray  # one-hot or 0/1 columns: what the output should be
+    # Class indices, the indicator matrix (multilabel) or, for a regressor,
+    # the target values (as Y).
+    labels: np.ndarray
+    # One-hot or 0/1 columns, or a regressor's targets: what the output should be.
+    Y: np.ndarray
     given_sample_weight: np.ndarray | None  # what a user would pass to fit
     sample_weight: np.ndarray | None  # sample and class weights, combined
     masks: list  # skdnn's masks, as ndarrays or None
 
     @property
     def out_activation(self):
-        return "softmax" if self.spec.kind == "softmax" else "logistic"
+        return OUT_ACTIVATION[self.spec.kind]
 
     @property
     def target(self):
-        """The target ``batch_loss`` takes: class indices or 0/1 columns."""
+        """The target ``batch_loss`` takes: class indices, or one column per
+        output (0/1, or the regression targets)."""
         if self.spec.kind == "softmax":
             return torch.from_numpy(self.labels)
         return torch.from_numpy(self.Y)
+
+    @property
+    def y(self):
+        """The y a user would pass to fit: labels, or the regression targets
+        (1-D for one output, as DNNRegressor takes them without a warning)."""
+        if self.spec.kind not in REGRESSOR_KINDS:
+            return self.labels
+        return self.Y.ravel() if self.Y.shape[1] == 1 else self.Y
 
     @property
     def normalized_weight(self):
@@ -174,9 +216,29 @@ def draw_sample_weight(rng, how, n_samples):
     return weight
 
 
+def make_regression_targets(rng, spec):
+    """Targets of a regressor's loss, one column per output.
+
+    Squared error: normal values around a drawn mean and spread. Poisson: at
+    least 0, counts or positive reals around means from 0.02 to 50, so that
+    zeros (the deviance's y log y at y = 0) come up often.
+    """
+    shape = (spec.n_samples, spec.n_outputs)
+    if spec.kind == "squared_error":
+        return rng.normal(rng.normal(0, 3), 10.0 ** rng.uniform(-1, 1), shape)
+    mean = np.exp(rng.normal(0, 1.5, shape))
+    if rng.uniform() < 0.5:
+        return rng.poisson(mean).astype(np.float64)
+    return rng.exponential(mean)
+
+
 def make_labels(rng, spec):
-    """Class indices (or an indicator matrix) and the matching 0/1 matrix."""
+    """Class indices (or an indicator matrix) and the matching 0/1 matrix;
+    a regressor's targets, twice."""
     n = spec.n_samples
+    if spec.kind in REGRESSOR_KINDS:
+        Y = make_regression_targets(rng, spec)
+        return Y, Y
     if spec.kind == "multilabel":
         Y = (rng.uniform(size=(n, spec.n_outputs)) < 0.5).astype(np.float64)
         return Y.astype(np.int64), Y
@@ -201,6 +263,13 @@ def skdnn_masks(spec, n_samples=None):
     )
 
 
+# exp(raw) overflows past 709, and long before that drowns the target in the
+# gradient exp(raw) - y: a Poisson problem's output layer is scaled down so
+# that its raw outputs on the batch are at most this in size (means up to
+# e^10, 2e4, against targets around means up to 50).
+MAX_LOG_MEAN = 10.0
+
+
 def make_problem(spec):
     rng = np.random.RandomState(spec.seed)
     units = [spec.n_features, *spec.hidden, spec.n_outputs]
@@ -220,6 +289,13 @@ def make_problem(spec):
             per_class
         )
     masks = [None if m is None else m.numpy() for m in skdnn_masks(spec)]
+    if spec.kind == "poisson":
+        _, _, z = reference_forward(
+            X, weights, biases, activation=spec.activation, masks=masks
+        )
+        # The raw output is affine in the output layer's weights and bias.
+        shrink = min(1.0, MAX_LOG_MEAN / max(float(np.abs(z).max()), EPS))
+        weights[-1], biases[-1] = shrink * weights[-1], shrink * biases[-1]
     return Problem(spec, weights, biases, X, labels, Y, given, sample_weight, masks)
 
 
@@ -288,35 +364,69 @@ def reference_forward(X, weights, biases, *, activation, masks):
     raise AssertionError("a network has an output layer")
 
 
+def cross_entropy(z, problem):
+    # log(sum_j e^z_j) - z_y = (top - z_y) + log1p(sum_{j != top} e^(z_j - top)):
+    # log1p keeps the loss of a confidently right sample (about 1e-14, say)
+    # to a few ulps, so finite differences of it mean something.
+    rows = np.arange(len(z))
+    top = z.argmax(axis=1)
+    rest = np.exp(z - z[rows, top][:, None])
+    rest[rows, top] = 0.0
+    return (z[rows, top] - z[rows, problem.labels]) + np.log1p(rest.sum(axis=1))
+
+
+def binary_cross_entropies(z, problem):
+    # log(1 + e^z) - y z, without overflow for large |z|.
+    softplus = np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+    return (softplus - problem.Y * z).sum(axis=1)
+
+
+def half_squared_error(z, problem):
+    return 0.5 * ((z - problem.Y) ** 2).sum(axis=1)
+
+
+def half_poisson_deviance(z, problem):
+    # y log(y / mu) - y + mu of the mean mu = e^z, with 0 log 0 = 0: zero at
+    # mu = y.
+    y = problem.Y
+    return (scipy.special.xlogy(y, y) - y * z - y + np.exp(z)).sum(axis=1)
+
+
+# Each output activation's per-sample loss, summed over the outputs, and its
+# inverse link: the prediction the loss scores.
+PER_SAMPLE_LOSS = {
+    "softmax": cross_entropy,
+    "logistic": binary_cross_entropies,
+    "identity": half_squared_error,
+    "exp": half_poisson_deviance,
+}
+INVERSE_LINK = {
+    "softmax": softmax,
+    "logistic": sigmoid,
+    "identity": lambda z: z,
+    "exp": np.exp,
+}
+
+
 def reference_loss(problem, weights, biases, masks):
     """The documented loss, and the hidden pre-activations it went through."""
     _, pre, z = reference_forward(
         problem.X, weights, biases, activation=problem.spec.activation, masks=masks
     )
-    if problem.spec.kind == "softmax":
-        # log(sum_j e^z_j) - z_y = (top - z_y) + log1p(sum_{j != top} e^(z_j - top)):
-        # log1p keeps the loss of a confidently right sample (about 1e-14, say)
-        # to a few ulps, so finite differences of it mean something.
-        rows = np.arange(len(z))
-        top = z.argmax(axis=1)
-        rest = np.exp(z - z[rows, top][:, None])
-        rest[rows, top] = 0.0
-        per_sample = (z[rows, top] - z[rows, problem.labels]) + np.log1p(
-            rest.sum(axis=1)
-        )
-    else:
-        # log(1 + e^z) - y z, without overflow for large |z|.
-        softplus = np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
-        per_sample = (softplus - problem.Y * z).sum(axis=1)
+    per_sample = PER_SAMPLE_LOSS[problem.out_activation](z, problem)
     penalty = 0.5 * problem.spec.alpha * sum((W * W).sum() for W in weights)
     loss = problem.normalized_weight @ per_sample + penalty / problem.weight_sum
     return loss, pre
 
 
 def output_error(problem, z):
-    """dLoss/dlogits: (softmax or sigmoid - target) times normalized weight."""
-    p = softmax(z) if problem.spec.kind == "softmax" else sigmoid(z)
-    return (p - problem.Y) * problem.normalized_weight[:, None]
+    """dLoss/dlogits: (inverse link - target) times normalized weight.
+
+    The inverse link is softmax, sigmoid, the identity or exp: each loss is
+    paired with its canonical link.
+    """
+    prediction = INVERSE_LINK[problem.out_activation](z)
+    return (prediction - problem.Y) * problem.normalized_weight[:, None]
 
 
 def reference_backprop(problem, masks):
@@ -484,11 +594,40 @@ def assert_gradients_close(actual, expected, *, rtol, atol=0.0, what="gradient")
         )
 
 
+def largest_logit(z, Y):
+    return np.abs(z).max(axis=1)
+
+
+def squared_error_terms(z, Y):
+    # (z - y)^2 with z known to a few ulps of itself: |z - y| (|z| + |y|) ulps.
+    return (np.abs(z - Y) * (np.abs(z) + np.abs(Y))).sum(axis=1)
+
+
+def poisson_terms(z, Y):
+    # e^z - y z + y log y - y; e^z is known to |z| ulps of itself.
+    return (
+        np.exp(z) * (1.0 + np.abs(z))
+        + Y * (1.0 + np.abs(z))
+        + np.abs(scipy.special.xlogy(Y, Y))
+    ).sum(axis=1)
+
+
+# The size of the terms each per-sample loss is computed from.
+LOSS_TERMS = {
+    "softmax": largest_logit,
+    "logistic": largest_logit,
+    "identity": squared_error_terms,
+    "exp": poisson_terms,
+}
+
+
 def loss_magnitude(problem, masks):
     """The size of the terms the loss is computed from, for rounding bounds.
 
     The cross-entropy of a sample is a difference of terms as large as its
-    largest logit, so its rounding error scales with that, not with the loss.
+    largest logit, so its rounding error scales with that, not with the loss;
+    a regressor's loss with its residual times the raw output and target
+    (squared error), or with e^z, y z and y log y (Poisson).
     """
     loss, _ = reference_loss(problem, problem.weights, problem.biases, masks)
     _, _, z = reference_forward(
@@ -498,7 +637,20 @@ def loss_magnitude(problem, masks):
         activation=problem.spec.activation,
         masks=masks,
     )
-    return loss + problem.normalized_weight @ np.abs(z).max(axis=1)
+    terms = LOSS_TERMS[problem.out_activation](z, problem.Y)
+    return loss + problem.normalized_weight @ terms
+
+
+# The size of the terms of each output error inverse_link(z) - y: a
+# probability minus a 0/1 target is known to a few ulps of 1, whatever its
+# size; z - y to ulps of |z| + |y|; e^z - y to ulps of e^z (1 + |z|), as e^z
+# inherits z's rounding, and of y.
+RESIDUAL_TERMS = {
+    "softmax": lambda z, Y: np.ones_like(z),
+    "logistic": lambda z, Y: np.ones_like(z),
+    "identity": lambda z, Y: np.abs(z) + np.abs(Y),
+    "exp": lambda z, Y: np.exp(z) * (1.0 + np.abs(z)) + np.abs(Y),
+}
 
 
 def output_rounding(problem, masks):
@@ -507,22 +659,22 @@ def output_rounding(problem, masks):
     softmax(z) - y and sigmoid(z) - y are computed in floating point with an
     absolute error of a few ulps of 1, whatever their size: a saturated
     output (p = 1 - 1e-7, say) has a residual known to only ~1e-9 of itself.
-    Backpropagating an error of one ulp in every residual, in absolute
-    values, bounds what that does to every gradient entry; a tiny gradient
-    of a saturated network is compared within this, not within a fraction of
-    itself.
+    A regressor's residual is known to a few ulps of its terms
+    (``RESIDUAL_TERMS``). Backpropagating an error of one ulp in every
+    residual, in absolute values, bounds what that does to every gradient
+    entry; a tiny gradient of a saturated network is compared within this,
+    not within a fraction of itself.
     """
     weights = problem.weights
-    inputs, pre, _ = reference_forward(
+    inputs, pre, z = reference_forward(
         problem.X,
         weights,
         problem.biases,
         activation=problem.spec.activation,
         masks=masks,
     )
-    delta = np.broadcast_to(
-        problem.normalized_weight[:, None], (len(problem.X), weights[-1].shape[1])
-    )
+    terms = RESIDUAL_TERMS[problem.out_activation](z, problem.Y)
+    delta = problem.normalized_weight[:, None] * terms
     bounds = []
     for i in reversed(range(len(weights))):
         bounds.append(np.abs(inputs[i]).T @ delta)
@@ -607,9 +759,10 @@ def finite_differences(problem, masks, *, weights=None, biases=None):
 def test_gradients_match_central_finite_differences(spec, engine):
     """The engine's loss is the documented loss, and its gradient that loss's.
 
-    The loss and its finite differences come from the NumPy oracle: weighted
-    cross-entropy with sample and class weights, the L2 term over the weight
-    sum, and inverted dropout with the mask skdnn draws held fixed.
+    The loss and its finite differences come from the NumPy oracle: the
+    weighted cross-entropy (with sample and class weights), squared error or
+    Poisson deviance, the L2 term over the weight sum, and inverted dropout
+    with the mask skdnn draws held fixed.
     """
     problem = make_problem(spec)
     masks = reference_scaled_masks(problem)
@@ -634,44 +787,75 @@ def test_gradients_match_central_finite_differences(spec, engine):
     )
 
 
-@given(spec=specs(rates=st.just(0.0), every_class=True, min_classes=3))
+# The learning rate of a regressor's step below: small against its gradient
+# (which grows with the residual, and with e^z under Poisson), so that the
+# weights it steps from stay near the estimator's initial ones; large enough
+# that the step, read back as a difference of weights of order 1, still holds
+# a gradient of order 1 to about 1e-9.
+REGRESSOR_STEP = 1e-6
+
+
+def make_estimator(spec, y, **params):
+    """DNNRegressor(loss=kind) for a regressor's kind, else DNNClassifier with
+    the spec's class weights (one per class of ``y``, in sorted order)."""
+    params = dict(
+        hidden_layer_sizes=spec.hidden,
+        activation=spec.activation,
+        alpha=spec.alpha,
+        random_state=spec.seed,
+        device="cpu",
+        **params,
+    )
+    if spec.kind in REGRESSOR_KINDS:
+        return DNNRegressor(loss=spec.kind, **params)
+    class_weight = spec.class_weight
+    if isinstance(class_weight, tuple):
+        class_weight = dict(zip(np.unique(y), class_weight, strict=True))
+    return DNNClassifier(class_weight=class_weight, **params)
+
+
+# The estimator draws its own initial weights, which make_problem cannot
+# shrink: Poisson inputs stay at most of order 1, so that e^z starts finite.
+@given(
+    spec=specs(
+        rates=st.just(0.0), every_class=True, min_classes=3, max_poisson_input_scale=1.0
+    )
+)
 def test_estimator_steps_along_the_finite_difference_gradient(spec):
     """Through fit: one full-batch SGD step of the estimator follows -gradient.
 
     The estimator folds the class weights into the sample weights itself and
     encodes the targets itself; the oracle computes both from the definitions.
-    With learning_rate_init=1 the step is the gradient.
+    A classifier's step at learning_rate_init=1 is the gradient. A
+    regressor's gradient grows with its residual and, under Poisson, with
+    e^z: a step of 1 would throw its network far (e^z past overflow), so it
+    steps at REGRESSOR_STEP, and the step divided by that is the gradient.
     """
     problem = make_problem(spec)
-    class_weight = spec.class_weight
-    if isinstance(class_weight, tuple):
-        class_weight = dict(enumerate(class_weight))
-    y = problem.labels
-    clf = DNNClassifier(
-        hidden_layer_sizes=spec.hidden,
-        activation=spec.activation,
+    learning_rate = 1.0 if spec.kind in CLASSIFIER_KINDS else REGRESSOR_STEP
+    estimator = make_estimator(
+        spec,
+        problem.y,
         solver="sgd",
-        alpha=spec.alpha,
         batch_size=spec.n_samples,
-        learning_rate_init=1.0,
+        learning_rate_init=learning_rate,
         max_iter=1,
         shuffle=False,
-        random_state=spec.seed,
         warm_start=True,
         momentum=0.0,
-        class_weight=class_weight,
-        device="cpu",
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(problem.X, y, sample_weight=problem.given_sample_weight)
-        start_W = [W.copy() for W in clf.coefs_]
-        start_b = [b.copy() for b in clf.intercepts_]
-        clf.fit(problem.X, y, sample_weight=problem.given_sample_weight)
+        estimator.fit(problem.X, problem.y, sample_weight=problem.given_sample_weight)
+        start_W = [W.copy() for W in estimator.coefs_]
+        start_b = [b.copy() for b in estimator.intercepts_]
+        estimator.fit(problem.X, problem.y, sample_weight=problem.given_sample_weight)
     step = [
         before - after
         for before, after in zip(
-            [*start_W, *start_b], [*clf.coefs_, *clf.intercepts_], strict=True
+            [*start_W, *start_b],
+            [*estimator.coefs_, *estimator.intercepts_],
+            strict=True,
         )
     ]
     problem = dataclasses.replace(problem, weights=start_W, biases=start_b)
@@ -679,9 +863,9 @@ def test_estimator_steps_along_the_finite_difference_gradient(spec):
     fd_W, fd_b, crossed = finite_differences(problem, masks)
     assume(not crossed)
     # The step is read back as a difference of weights: one more rounding.
-    rounding = 4 * EPS * largest([*start_W, *start_b, *step])
+    rounding = 4 * EPS * largest([*start_W, *start_b, *step]) / learning_rate
     assert_gradients_close(
-        step,
+        [s / learning_rate for s in step],
         [*fd_W, *fd_b],
         rtol=FD_RTOL,
         atol=FD_ATOL * loss_magnitude(problem, masks) + rounding,
@@ -851,16 +1035,20 @@ def test_dropout_keeps_the_expected_activation(spec):
         assert deviation <= bound, (rate, deviation, bound)
 
 
-def reference_proba(clf, X):
-    """predict_proba from the fitted weights, by the oracle, without dropout."""
+def reference_prediction(estimator, X):
+    """A classifier's predict_proba, or a regressor's predict, from the fitted
+    weights, by the oracle, without dropout."""
     _, _, z = reference_forward(
         X,
-        clf.coefs_,
-        clf.intercepts_,
-        activation=clf.activation,
-        masks=[None] * (len(clf.coefs_) - 1),
+        estimator.coefs_,
+        estimator.intercepts_,
+        activation=estimator.activation,
+        masks=[None] * (len(estimator.coefs_) - 1),
     )
-    if clf.out_activation_ == "softmax":
+    if estimator.out_activation_ in ("identity", "exp"):
+        y = INVERSE_LINK[estimator.out_activation_](z)
+        return y.ravel() if y.shape[1] == 1 else y
+    if estimator.out_activation_ == "softmax":
         return softmax(z)
     if z.shape[1] == 1:
         return np.hstack([sigmoid(-z), sigmoid(z)])
@@ -868,15 +1056,19 @@ def reference_proba(clf, X):
 
 
 @st.composite
-def fitted_specs(draw, *, dropout):
+def fitted_specs(draw, *, dropout, kinds=CLASSIFIER_KINDS + REGRESSOR_KINDS):
     """A Spec for the data and the settings of a short fit."""
     spec = draw(
         specs(
             min_hidden=1 if dropout else 0,
             rates=POSITIVE_RATES if dropout else RATES,
+            kinds=kinds,
             every_class=True,
             min_classes=3,
             max_input_scale=10.0,
+            # The estimator draws its own initial weights: see
+            # test_estimator_steps_along_the_finite_difference_gradient.
+            max_poisson_input_scale=1.0,
         )
     )
     solvers = ["sgd", "adam"] if any(spec.dropout) else ["sgd", "adam", "lbfgs"]
@@ -897,24 +1089,12 @@ def fitted_specs(draw, *, dropout):
 
 
 def fit_quietly(spec, settings, X, y, sample_weight):
-    class_weight = spec.class_weight
-    if isinstance(class_weight, tuple):
-        class_weight = dict(zip(np.unique(y), class_weight, strict=True))
-    clf = DNNClassifier(
-        hidden_layer_sizes=spec.hidden,
-        activation=spec.activation,
-        alpha=spec.alpha,
-        dropout=spec.dropout,
-        class_weight=class_weight,
-        random_state=spec.seed,
-        device="cpu",
-        **settings,
-    )
+    estimator = make_estimator(spec, y, dropout=spec.dropout, **settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         # batch_size larger than the data set warns and is clipped.
         warnings.filterwarnings("ignore", message="Got batch_size")
-        return clf.fit(X, y, sample_weight=sample_weight)
+        return estimator.fit(X, y, sample_weight=sample_weight)
 
 
 @given(spec_and_settings=fitted_specs(dropout=True))
@@ -937,22 +1117,30 @@ def fit_quietly(spec, settings, X, y, sample_weight):
     ),
 )
 def test_dropout_is_the_identity_at_predict_time(spec_and_settings):
+    """Predictions (a classifier's probabilities, a regressor's values) are
+    deterministic and those of the network without dropout."""
     spec, settings = spec_and_settings
     problem = make_problem(spec)
-    clf = fit_quietly(
-        spec, settings, problem.X, problem.labels, problem.given_sample_weight
+    estimator = fit_quietly(
+        spec, settings, problem.X, problem.y, problem.given_sample_weight
     )
-    first = clf.predict_proba(problem.X)
+    if spec.kind in REGRESSOR_KINDS:
+        predict = estimator.predict
+    else:
+        predict = estimator.predict_proba
+    first = predict(problem.X)
     assert np.all(np.isfinite(first))
     torch.manual_seed(spec.seed)  # torch's global generator plays no part
-    np.testing.assert_array_equal(clf.predict_proba(problem.X), first)
-    np.testing.assert_array_equal(clf.predict(problem.X), clf.predict(problem.X))
+    np.testing.assert_array_equal(predict(problem.X), first)
+    np.testing.assert_array_equal(
+        estimator.predict(problem.X), estimator.predict(problem.X)
+    )
     np.testing.assert_allclose(
-        first, reference_proba(clf, problem.X), rtol=1e-10, atol=1e-15
+        first, reference_prediction(estimator, problem.X), rtol=1e-10, atol=1e-15
     )
 
 
-# ---------------------------------------------- 4. gradient at the logits
+# ------------------------------------- 4. gradient at the logits (raw output)
 
 
 @given(spec=specs(max_hidden=0))
@@ -969,8 +1157,11 @@ def test_dropout_is_the_identity_at_predict_time(spec_and_settings):
         seed=1,
     )
 )
-def test_logit_gradient_is_probability_minus_target_times_normalized_weight(spec):
-    """dLoss/dlogits = (softmax or sigmoid - target) * w_i / sum(w).
+def test_logit_gradient_is_inverse_link_minus_target_times_normalized_weight(spec):
+    """dLoss/dlogits = (inverse link - target) * w_i / sum(w).
+
+    The inverse link is softmax or sigmoid (a probability), or a regressor's
+    identity or exp (a mean).
 
     backward's own output error, read off a network with no hidden layer, no
     bias and the identity matrix as input: its logits are its weights, and
@@ -1002,10 +1193,17 @@ def test_logit_gradient_is_probability_minus_target_times_normalized_weight(spec
     loss.backward()
     expected = output_error(problem, z)
     # Probabilities are within a few ulps; subtracting the target leaves an
-    # absolute error of a few eps, times the sample's normalized weight.
+    # absolute error of a few eps, times the sample's normalized weight. A
+    # mean (z, e^z) minus a target is known to a few ulps of the larger.
+    size = 1.0
+    if spec.kind in REGRESSOR_KINDS:
+        prediction = INVERSE_LINK[problem.out_activation](z)
+        size = np.maximum(np.abs(prediction), np.abs(problem.Y))
     w = problem.normalized_weight[:, None]
     for grad in (from_engine, logits.grad.numpy()):
-        assert np.all(np.abs(grad - expected) <= 1e-12 * np.abs(expected) + 8 * EPS * w)
+        assert np.all(
+            np.abs(grad - expected) <= 1e-12 * np.abs(expected) + 8 * EPS * w * size
+        )
         if spec.kind == "softmax":
             row_sums = grad.sum(axis=1, keepdims=True)
             assert np.all(np.abs(row_sums) <= 8 * spec.n_outputs * EPS * w)
@@ -1070,9 +1268,9 @@ def test_scaling_the_sample_weights_leaves_the_gradient_unchanged(spec, c):
 def test_scaling_the_sample_weights_scales_only_the_l2_term_by_1_over_c(spec, c):
     """The data term is a weighted mean; the L2 term is divided by sum(w).
 
-    This is MLPClassifier's loss, so with alpha > 0 the gradient is invariant
-    to the scale of the sample weights except for the penalty's alpha W /
-    sum(w).
+    This is MLPClassifier's and MLPRegressor's loss, so with alpha > 0 the
+    gradient is invariant to the scale of the sample weights except for the
+    penalty's alpha W / sum(w).
     """
     problem = make_problem(spec)
     weight = problem.sample_weight
@@ -1170,7 +1368,14 @@ LABEL_SETS = (
 )
 
 
-@given(spec_and_settings=fitted_specs(dropout=False), strings=st.booleans())
+# Classifiers only: the property is about class probabilities and labels. A
+# regressor's predict is the oracle's in
+# test_dropout_is_the_identity_at_predict_time and
+# test_regressor_predicts_the_inverse_link_of_the_output.
+@given(
+    spec_and_settings=fitted_specs(dropout=False, kinds=CLASSIFIER_KINDS),
+    strings=st.booleans(),
+)
 # Found by Hypothesis: minibatches of one sample, one of weight zero. Its
 # batch has a total weight of zero; the model must stay finite.
 @example(
@@ -1217,4 +1422,22 @@ def test_predict_proba_is_a_distribution_and_predict_its_argmax(
     unique = (proba == proba.max(axis=1, keepdims=True)).sum(axis=1) == 1
     np.testing.assert_array_equal(
         predicted[unique], clf.classes_[proba.argmax(axis=1)][unique]
+    )
+
+
+@given(spec_and_settings=fitted_specs(dropout=False, kinds=REGRESSOR_KINDS))
+def test_regressor_predicts_the_inverse_link_of_the_output(spec_and_settings):
+    """predict is the loss's inverse link (identity, exp) of the network's
+    output, one column per output of y, and 1-D for a 1-D y."""
+    spec, settings = spec_and_settings
+    problem = make_problem(spec)
+    regressor = fit_quietly(
+        spec, settings, problem.X, problem.y, problem.given_sample_weight
+    )
+    assert regressor.out_activation_ == OUT_ACTIVATION[spec.kind]
+    predicted = regressor.predict(problem.X)
+    assert predicted.shape == problem.y.shape
+    assert np.all(np.isfinite(predicted))
+    np.testing.assert_allclose(
+        predicted, reference_prediction(regressor, problem.X), rtol=1e-10, atol=1e-15
     )

@@ -1,4 +1,5 @@
-"""Pictures (issue 4): each display draws on Agg with the right artists."""
+"""Pictures (issue 4, and regressors): each display draws on Agg with the right
+artists."""
 
 import subprocess
 import sys
@@ -10,20 +11,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.colorbar import Colorbar  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
+from matplotlib.contour import QuadContourSet  # noqa: E402
+from sklearn.cluster import KMeans  # noqa: E402
 from sklearn.datasets import make_blobs, make_multilabel_classification  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.inspection import DecisionBoundaryDisplay  # noqa: E402
-from sklearn.neural_network import MLPClassifier  # noqa: E402
+from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
 
-from skdnn import DNNClassifier  # noqa: E402
-from skdnn.datasets import make_xor  # noqa: E402
+from skdnn import DNNClassifier, DNNRegressor  # noqa: E402
+from skdnn.datasets import make_multi_gaussian, make_plane, make_xor  # noqa: E402
 from skdnn.inspection import (  # noqa: E402
     LossCurveDisplay,
     NetworkDisplay,
     plot_playground,
 )
-from skdnn.inspection._colors import BLUE, ORANGE  # noqa: E402
+from skdnn.inspection._colors import BLUE, ORANGE, diverging_cmap  # noqa: E402
 
 CONVERGENCE = "ignore::sklearn.exceptions.ConvergenceWarning"
 
@@ -48,16 +52,30 @@ def _lbfgs(hidden_layer_sizes=(3,), **params):
     )
 
 
-def _validating(max_iter=4):
+def _validating(max_iter=4, estimator=DNNClassifier):
     """Records validation curves for every epoch, without stopping early."""
-    return DNNClassifier(
-        (4,),
+    return estimator(
+        hidden_layer_sizes=(4,),
         max_iter=max_iter,
         early_stopping=True,
         n_iter_no_change=np.inf,
         validation_fraction=0.25,
         random_state=0,
     )
+
+
+def _regressor(hidden_layer_sizes=(3,), **params):
+    return DNNRegressor(
+        hidden_layer_sizes=hidden_layer_sizes,
+        solver="lbfgs",
+        max_iter=5,
+        random_state=0,
+        **params,
+    )
+
+
+def _grid(display):
+    return np.c_[display.xx0.ravel(), display.xx1.ravel()]
 
 
 def test_importing_inspection_does_not_import_matplotlib():
@@ -163,12 +181,63 @@ def test_loss_curve_display_stores_its_data():
     assert display.marker_.get_xdata()[0] == 2
 
 
+@pytest.mark.filterwarnings(CONVERGENCE)
+def test_loss_curve_of_a_regressor_shows_the_validation_r2():
+    X, y = make_plane(60, noise=0.1, random_state=0)
+    reg = _validating(max_iter=6, estimator=DNNRegressor).fit(X, y)
+    display = LossCurveDisplay.from_estimator(reg)
+    assert list(display.lines_) == [
+        "training loss",
+        "validation loss",
+        "validation score",
+    ]
+    np.testing.assert_array_equal(
+        display.lines_["validation loss"].get_ydata(), reg.validation_loss_curve_
+    )
+    np.testing.assert_array_equal(
+        display.lines_["validation score"].get_ydata(), reg.validation_scores_
+    )
+    assert display.lines_["validation score"].get_label() == "validation $R^2$"
+    assert display.score_ax_.get_ylabel() == "validation $R^2$"
+    assert display.marker_.get_xdata()[0] == np.argmax(reg.validation_scores_) + 1
+    legend = [text.get_text() for text in display.ax_.get_legend().get_texts()]
+    assert "validation $R^2$" in legend
+    assert display.ax_.get_legend().get_title().get_text() == "DNNRegressor"
+    display.figure_.canvas.draw()
+
+
+@pytest.mark.filterwarnings(CONVERGENCE)
+@pytest.mark.parametrize(
+    "estimator, fit_data, score_label",
+    [
+        (DNNClassifier, _xor, "validation accuracy"),
+        (MLPClassifier, _xor, "validation accuracy"),
+        (MLPRegressor, lambda: make_plane(60, random_state=0), "validation $R^2$"),
+    ],
+)
+def test_loss_curve_names_the_score_after_the_estimator(
+    estimator, fit_data, score_label
+):
+    model = _validating(estimator=estimator).fit(*fit_data())
+    display = LossCurveDisplay.from_estimator(model)
+    assert display.score_ax_.get_ylabel() == score_label
+    assert display.lines_["validation score"].get_label() == score_label
+
+
+def test_loss_curve_display_without_score_name_says_score():
+    display = LossCurveDisplay(
+        loss_curve=[3.0, 2.0], validation_scores=[0.5, 0.6]
+    ).plot()
+    assert display.score_ax_.get_ylabel() == "validation score"
+
+
 @pytest.mark.parametrize("display", [LossCurveDisplay, NetworkDisplay])
-def test_unfitted_estimator_is_refused(display):
+@pytest.mark.parametrize("estimator", [DNNClassifier, DNNRegressor])
+def test_unfitted_estimator_is_refused(display, estimator):
     X, y = _xor()
     args = () if display is LossCurveDisplay else (X, y)
     with pytest.raises(NotFittedError):
-        display.from_estimator(DNNClassifier(), *args)
+        display.from_estimator(estimator(), *args)
 
 
 # --------------------------------------------------------- NetworkDisplay
@@ -325,6 +394,142 @@ def test_bad_points_are_refused(X_y, match):
     clf = _lbfgs().fit(X, y)
     with pytest.raises(ValueError, match=match):
         NetworkDisplay.from_estimator(clf, *X_y(X, y))
+
+
+# ------------------------------------------------ NetworkDisplay, regressors
+
+
+@pytest.mark.filterwarnings(CONVERGENCE)
+@pytest.mark.parametrize("hidden_layer_sizes", [(), (3,), (4, 2)])
+def test_regressor_has_a_panel_per_neuron_a_heat_map_and_a_colorbar(
+    hidden_layer_sizes,
+):
+    X, y = make_multi_gaussian(40, random_state=0)
+    reg = _regressor(hidden_layer_sizes).fit(X, y)
+    display = NetworkDisplay.from_estimator(reg, X, y, grid_resolution=6)
+    assert [len(panels) for panels in display.neuron_axes_] == [
+        2,
+        *hidden_layer_sizes,
+        1,
+    ]
+    panels = [panel for layer in display.neuron_axes_ for panel in layer]
+    assert all(len(panel.get_images()) == 1 for panel in panels)
+    assert len(display.connections_) == len(hidden_layer_sizes) + 1
+    heat_map = display.decision_boundary_.surface_
+    assert isinstance(heat_map, QuadContourSet)
+    assert isinstance(display.colorbar_, Colorbar)
+    assert display.colorbar_.mappable is heat_map
+    assert display.decision_boundary_.ax_.get_title() == "prediction"
+    assert "prediction" in [text.get_text() for text in display.ax_.texts]
+    display.figure_.canvas.draw()
+
+
+@pytest.mark.filterwarnings(CONVERGENCE)
+@pytest.mark.parametrize("loss", ["squared_error", "poisson"])
+def test_regressor_output_and_heat_map_show_predict(loss):
+    X, y = make_multi_gaussian(40, random_state=0)
+    reg = _regressor((4, 2), loss=loss).fit(X, y + 1)
+    display = NetworkDisplay.from_estimator(reg, X, grid_resolution=6)
+    prediction = reg.predict(_grid(display))
+    shown = display.neuron_axes_[-1][0].get_images()[0].get_array()
+    np.testing.assert_allclose(shown.ravel(), prediction)
+    np.testing.assert_allclose(display.decision_boundary_.response.ravel(), prediction)
+    assert display.ax_.texts[-1].get_text() == f"output\n{reg.out_activation_}"
+
+
+@pytest.mark.filterwarnings(CONVERGENCE)
+def test_regressor_points_are_coloured_by_target_on_the_heat_maps_scale():
+    X, y = make_plane(40, noise=0.3, random_state=0)
+    reg = _regressor().fit(X, y)
+    display = NetworkDisplay.from_estimator(reg, X, y, grid_resolution=6)
+    np.testing.assert_array_equal(display.scatter_.get_offsets(), X)
+    np.testing.assert_array_equal(display.scatter_.get_array(), y)
+    prediction = reg.predict(_grid(display))
+    low = min(prediction.min(), y.min())
+    high = max(prediction.max(), y.max())
+    norm = display.colorbar_.norm
+    np.testing.assert_allclose([norm.vmin, norm.vmax], [low, high])
+    assert display.scatter_.norm is norm
+    output_image = display.neuron_axes_[-1][0].get_images()[0]
+    assert output_image.norm is norm
+    display.figure_.canvas.draw()
+    # Orange at the scale's low end, white midway, blue at its high end.
+    expected = diverging_cmap()((y - low) / (high - low))
+    np.testing.assert_allclose(display.scatter_.get_facecolors(), expected)
+
+
+@pytest.mark.filterwarnings(CONVERGENCE)
+def test_regressor_points_without_y_are_drawn_alike():
+    X, y = make_plane(40, random_state=0)
+    reg = _regressor().fit(X, y)
+    display = NetworkDisplay.from_estimator(reg, X, grid_resolution=6)
+    display.figure_.canvas.draw()
+    assert len(np.unique(display.scatter_.get_facecolors(), axis=0)) == 1
+    prediction = reg.predict(_grid(display))
+    norm = display.colorbar_.norm
+    np.testing.assert_allclose(
+        [norm.vmin, norm.vmax], [prediction.min(), prediction.max()]
+    )
+
+
+def test_constant_prediction_still_gets_a_colour_scale():
+    xx0, xx1 = np.meshgrid(np.linspace(0, 1, 4), np.linspace(0, 1, 4))
+    grid = np.c_[xx0.ravel(), xx1.ravel()]
+    display = NetworkDisplay(
+        xx0=xx0,
+        xx1=xx1,
+        layer_values=[grid, np.full((16, 1), 2.0)],
+        coefs=[np.zeros((2, 1))],
+        classes=None,
+        activation="relu",
+        out_activation="identity",
+    ).plot()
+    assert (display.colorbar_.norm.vmin, display.colorbar_.norm.vmax) == (1.5, 2.5)
+    assert display.scatter_ is None
+    display.figure_.canvas.draw()
+
+
+@pytest.mark.filterwarnings(CONVERGENCE)
+def test_network_display_works_with_mlpregressor():
+    X, y = make_plane(40, random_state=0)
+    reg = MLPRegressor(
+        hidden_layer_sizes=(3,), solver="lbfgs", max_iter=5, random_state=0
+    ).fit(X, y)
+    display = NetworkDisplay.from_estimator(reg, X, y, grid_resolution=6)
+    assert [len(panels) for panels in display.neuron_axes_] == [2, 3, 1]
+    np.testing.assert_allclose(
+        display.decision_boundary_.response.ravel(), reg.predict(_grid(display))
+    )
+
+
+@pytest.mark.filterwarnings(CONVERGENCE)
+def test_multi_output_regressor_is_refused():
+    X, y = make_plane(30, random_state=0)
+    reg = _regressor().fit(X, np.c_[y, -y])
+    with pytest.raises(ValueError, match="2 outputs \\(a multi-output target\\)"):
+        NetworkDisplay.from_estimator(reg, X)
+
+
+@pytest.mark.filterwarnings(CONVERGENCE)
+@pytest.mark.parametrize(
+    "bad_y, match",
+    [
+        (lambda y: np.array(["a"] * len(y)), "numeric targets; got y of dtype <U1"),
+        (lambda y: np.r_[np.nan, y[1:]], "y contains NaN"),
+        (lambda y: y[:-1], "different numbers"),
+    ],
+)
+def test_bad_regression_targets_are_refused(bad_y, match):
+    X, y = make_plane(30, random_state=0)
+    reg = _regressor().fit(X, y)
+    with pytest.raises(ValueError, match=match):
+        NetworkDisplay.from_estimator(reg, X, bad_y(y))
+
+
+def test_neither_classifier_nor_regressor_is_refused():
+    X, _ = _xor()
+    with pytest.raises(ValueError, match="KMeans is neither a classifier nor"):
+        NetworkDisplay.from_estimator(KMeans(2, n_init=1, random_state=0).fit(X), X)
 
 
 # -------------------------------------------------------- plot_playground

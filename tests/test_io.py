@@ -1,4 +1,5 @@
-"""Behaviour tests for skdnn.io: safe model files (issue 8), one behaviour each.
+"""Behaviour tests for skdnn.io: safe model files (issue 8) of classifiers and
+regressors, one behaviour each.
 
 Accelerators are simulated as in test_device.py: a model "fitted on CUDA" is a
 CPU model whose device_ says 'cuda', loaded where CUDA is patched away.
@@ -8,6 +9,8 @@ import contextlib
 import io
 import json
 import pickle
+import struct
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -20,14 +23,18 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
-from sklearn.datasets import make_classification, make_multilabel_classification
+from sklearn.datasets import (
+    make_classification,
+    make_multilabel_classification,
+    make_regression,
+)
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import skdnn._device as device_module
-from skdnn import DNNClassifier
+from skdnn import DNNClassifier, DNNRegressor
 from skdnn.io import dump, load
 from skdnn.io._safe import _from_json, _serialize, _to_json
 
@@ -45,6 +52,16 @@ def make_data(n_classes=2):
     )
 
 
+def make_regression_data(n_outputs=1):
+    X, y = make_regression(
+        n_samples=60, n_features=4, n_targets=n_outputs, noise=1.0, random_state=0
+    )
+    # Of order 1, as a network learns best; and >= 0, for the Poisson loss.
+    return X, np.abs(y) / 100
+
+
+ESTIMATORS = [DNNClassifier, DNNRegressor]
+
 MODELS = [
     "binary",
     "multiclass",
@@ -59,11 +76,27 @@ MODELS = [
     "early stopping",
     "partial_fit",
     "no hidden layer",
+    "input scaling",
+    "regressor",
+    "regressor poisson",
+    "regressor multi-output",
+    "regressor float32",
+    "regressor lbfgs",
+    "regressor early stopping",
+    "regressor input scaling",
+    "regressor partial_fit",
+    "regressor dropout",
+    "regressor no hidden layer",
+    "regressor target scaling",
+    "regressor poisson target scaling",
+    "regressor target scaling multi-output",
 ]
 
 
 def fit_model(model):
     """A small model of the given kind, fitted, and data to predict on."""
+    if model.startswith("regressor"):
+        return fit_regressor(model.removeprefix("regressor").strip())
     X, y = make_data(n_classes=3 if model == "multiclass" else 2)
     kwargs = {"hidden_layer_sizes": (5, 3), "max_iter": 5, "random_state": 0}
     if model == "multilabel":
@@ -86,11 +119,39 @@ def fit_model(model):
         kwargs["early_stopping"] = True
     elif model == "no hidden layer":
         kwargs["hidden_layer_sizes"] = ()
+    elif model == "input scaling":
+        kwargs["input_scaling"] = 2.0
     if model == "partial_fit":
         clf = DNNClassifier(**kwargs).partial_fit(X, y, classes=[0, 1])
     else:
         clf = DNNClassifier(**kwargs).fit(X, y)
     return clf, X
+
+
+def fit_regressor(model):
+    """As fit_model, a regressor: '' is the default one."""
+    X, y = make_regression_data(n_outputs=2 if "multi-output" in model else 1)
+    kwargs = {"hidden_layer_sizes": (5, 3), "max_iter": 5, "random_state": 0}
+    if model == "poisson":
+        kwargs["loss"] = "poisson"
+    elif model == "float32":
+        X = X.astype(np.float32)
+    elif model == "lbfgs":
+        kwargs["solver"] = "lbfgs"
+    elif model == "early stopping":
+        kwargs["early_stopping"] = True
+    elif model == "input scaling":
+        kwargs["input_scaling"] = 2.0
+    elif model == "dropout":
+        kwargs["dropout"] = (0.3, 0.1)
+    elif model == "no hidden layer":
+        kwargs["hidden_layer_sizes"] = ()
+    if "target scaling" in model:
+        kwargs["target_scaling"] = True
+        kwargs["loss"] = "poisson" if "poisson" in model else "squared_error"
+    if model == "partial_fit":
+        return DNNRegressor(**kwargs).partial_fit(X, y), X
+    return DNNRegressor(**kwargs).fit(X, y), X
 
 
 def dumped(clf):
@@ -127,10 +188,10 @@ def rewritten(data, edit_info=None, edit_arrays=None):
     return _serialize(info, arrays)
 
 
-def fitted(**kwargs):
-    X, y = make_data()
+def fitted(estimator_class=DNNClassifier, **kwargs):
+    X, y = make_data() if estimator_class is DNNClassifier else make_regression_data()
     params = {"hidden_layer_sizes": (5, 3), "max_iter": 5, "random_state": 0}
-    return DNNClassifier(**{**params, **kwargs}).fit(X, y), X, y
+    return estimator_class(**{**params, **kwargs}).fit(X, y), X, y
 
 
 # ------------------------------------------------------------- round trips
@@ -138,11 +199,14 @@ def fitted(**kwargs):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_predictions_round_trip_bit_identically(model):
-    clf, X = fit_model(model)
-    restored = loaded(dumped(clf))
-    for method in ("predict", "predict_proba", "predict_log_proba"):
-        expected, got = getattr(clf, method)(X), getattr(restored, method)(X)
+    estimator, X = fit_model(model)
+    restored = loaded(dumped(estimator))
+    assert type(restored) is type(estimator)
+    methods = ("predict", "predict_proba", "predict_log_proba")
+    for method in [m for m in methods if hasattr(estimator, m)]:
+        expected, got = getattr(estimator, method)(X), getattr(restored, method)(X)
         assert got.dtype == expected.dtype
+        assert got.shape == expected.shape
         np.testing.assert_array_equal(got, expected)
 
 
@@ -174,6 +238,7 @@ def test_fitted_attributes_round_trip(model):
             assert got == expected, name
     assert restored.module_.activation == clf.module_.activation
     assert restored.module_.dropout == clf.module_.dropout
+    assert restored.module_.input_scaling == clf.module_.input_scaling
 
 
 @pytest.mark.parametrize("loss", ["missing", None])
@@ -269,6 +334,27 @@ def test_parameters_round_trip_with_their_types(params):
         assert_same_param(got[name], expected[name])
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"loss": "poisson"},
+        {"loss": "squared_error", "hidden_layer_sizes": [5, 3]},
+        {"n_iter_no_change": np.inf, "random_state": np.random.RandomState(3)},
+        {"input_scaling": 0.5, "dropout": (0.25, 0.0)},
+        {"early_stopping": True, "validation_fraction": 0.2},
+    ],
+    ids=lambda params: "-".join(params),
+)
+def test_regressor_parameters_round_trip_with_their_types(params):
+    reg, _, _ = fitted(DNNRegressor, **params)
+    restored = loaded(dumped(reg))
+    expected = reg.get_params()
+    got = restored.get_params()
+    assert list(got) == list(expected)
+    for name in expected:
+        assert_same_param(got[name], expected[name])
+
+
 def test_pandas_feature_names_are_checked_after_loading():
     X, y = make_data()
     X = pd.DataFrame(X, columns=["a", "b", "c", "d"])
@@ -280,17 +366,19 @@ def test_pandas_feature_names_are_checked_after_loading():
         restored.predict(X[["d", "c", "b", "a"]])
 
 
-def test_loaded_model_scores_and_clones_like_the_original():
-    clf, X, y = fitted()
+@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+def test_loaded_model_scores_and_clones_like_the_original(estimator_class):
+    clf, X, y = fitted(estimator_class)
     restored = loaded(dumped(clf))
     assert restored.score(X, y) == clf.score(X, y)
     assert repr(clone(restored)) == repr(clone(clf))
     assert not hasattr(clone(restored), "module_")
 
 
+@pytest.mark.parametrize("estimator_class", ESTIMATORS)
 @pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
-def test_warm_start_after_loading_continues_like_the_original(solver):
-    clf, X, y = fitted(solver=solver)
+def test_warm_start_after_loading_continues_like_the_original(solver, estimator_class):
+    clf, X, y = fitted(estimator_class, solver=solver)
     restored = loaded(dumped(clf))
     for model in (clf, restored):
         model.set_params(warm_start=True, max_iter=4).fit(X, y)
@@ -310,8 +398,20 @@ def test_partial_fit_after_loading_keeps_the_classes_and_counts():
         restored.partial_fit(X, np.where(y == 0, 5, y))
 
 
-def test_loaded_model_predicts_in_eval_mode_on_the_cpu():
-    clf, _, _ = fitted(dropout=0.5)
+def test_partial_fit_after_loading_a_regressor_keeps_its_outputs_and_counts():
+    X, y = make_regression_data(n_outputs=2)
+    reg = DNNRegressor(hidden_layer_sizes=(4,), random_state=0).partial_fit(X, y)
+    restored = loaded(dumped(reg))
+    restored.partial_fit(X, y)
+    assert restored.t_ == 2 * len(X)
+    assert restored.predict(X).shape == (len(X), 2)
+    with pytest.raises(ValueError, match="1 output"):
+        restored.partial_fit(X, y[:, 0])
+
+
+@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+def test_loaded_model_predicts_in_eval_mode_on_the_cpu(estimator_class):
+    clf, _, _ = fitted(estimator_class, dropout=0.5)
     restored = loaded(dumped(clf))
     assert not restored.module_.training
     assert restored.device_ == torch.device("cpu")
@@ -379,20 +479,47 @@ def test_file_is_plain_safetensors_with_json_metadata(tmp_path):
     assert info["params"]["max_iter"] == 5
 
 
-def test_dump_is_deterministic():
-    clf, _, _ = fitted()
+@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+def test_file_without_network_input_scaling_loads_as_older_files_do(estimator_class):
+    # skdnn.io's first files have no network.input_scaling: they load as 0.
+    estimator, X, _ = fitted(estimator_class, input_scaling=0.0)
+    data = rewritten(dumped(estimator), drop_field("network", "input_scaling"))
+    restored = loaded(data)
+    assert restored.module_.input_scaling == 0.0
+    np.testing.assert_array_equal(restored.predict(X), estimator.predict(X))
+
+
+def test_regressor_file_names_its_kind_and_has_no_label_section():
+    reg, _, _ = fitted(DNNRegressor, loss="poisson")
+    info = metadata(dumped(reg))
+    assert info["format"] == "skdnn-model"
+    assert info["format_version"] == 1
+    assert info["estimator"] == "skdnn.DNNRegressor"
+    assert "label_binarizer" not in info
+    assert info["params"]["loss"] == "poisson"
+    assert info["attributes"]["out_activation_"] == "exp"
+
+
+@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+def test_dump_is_deterministic(estimator_class):
+    clf, _, _ = fitted(estimator_class)
     assert dumped(clf) == dumped(clf)
 
 
 # ------------------------------------------------------ what dump refuses
 
 
-def test_dump_refuses_an_unfitted_estimator():
+@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+def test_dump_refuses_an_unfitted_estimator(estimator_class):
     with pytest.raises(NotFittedError):
-        dump(DNNClassifier(), io.BytesIO())
+        dump(estimator_class(), io.BytesIO())
 
 
 class SubClassifier(DNNClassifier):
+    pass
+
+
+class SubRegressor(DNNRegressor):
     pass
 
 
@@ -402,12 +529,14 @@ class SubClassifier(DNNClassifier):
         LogisticRegression().fit(*make_data()),
         make_pipeline(StandardScaler(), DNNClassifier((4,), max_iter=2)),
         SubClassifier((4,), max_iter=2),
+        SubRegressor(hidden_layer_sizes=(4,), max_iter=2),
     ],
-    ids=["LogisticRegression", "Pipeline", "subclass"],
+    ids=["LogisticRegression", "Pipeline", "subclass", "regressor subclass"],
 )
-def test_dump_refuses_anything_but_a_dnn_classifier(estimator):
+def test_dump_refuses_anything_but_a_dnn_classifier_or_regressor(estimator):
     file = io.BytesIO()
-    with pytest.raises(TypeError, match="skdnn.DNNClassifier"):
+    match = r"saves a fitted skdnn\.DNNClassifier or skdnn\.DNNRegressor; got"
+    with pytest.raises(TypeError, match=match):
         dump(estimator, file)
     assert file.getvalue() == b""
 
@@ -425,6 +554,35 @@ def test_dump_refuses_a_parameter_with_no_safe_representation():
     clf, _, _ = fitted()
     clf.set_params(hidden_layer_sizes=range(5, 7))
     with pytest.raises(TypeError, match="hidden_layer_sizes.*range"):
+        dump(clf, io.BytesIO())
+
+
+@pytest.mark.parametrize(
+    "fitted_loss, loss", [("squared_error", "poisson"), ("poisson", "squared_error")]
+)
+def test_dump_refuses_a_regressor_whose_loss_changed_after_fit(fitted_loss, loss):
+    reg, _, _ = fitted(DNNRegressor, loss=fitted_loss)
+    reg.set_params(loss=loss)
+    file = io.BytesIO()
+    with pytest.raises(ValueError, match=rf"output of another loss, and loss='{loss}'"):
+        dump(reg, file)
+    assert file.getvalue() == b""
+
+
+def test_dump_refuses_str_labels_wider_than_load_reads():
+    X, y = make_data()
+    labels = np.array(["n" * 5000, "yes"])
+    clf = DNNClassifier((4,), max_iter=2, random_state=0).fit(X, labels[y])
+    assert clf.classes_.dtype == np.dtype("<U5000")
+    with pytest.raises(ValueError, match="classes_: .*5000 characters.* up to 4096"):
+        dump(clf, io.BytesIO())
+
+
+def test_dump_refuses_metadata_larger_than_load_reads():
+    clf, _, _ = fitted()
+    # What a million partial_fit calls leave: 17 MB of loss curve.
+    clf.loss_curve_ = [0.123456789012345] * 1_000_000
+    with pytest.raises(ValueError, match="more than the 16777216 that skdnn.io.load"):
         dump(clf, io.BytesIO())
 
 
@@ -477,8 +635,9 @@ def test_load_refuses_a_safetensors_file_not_written_by_dump():
 @pytest.mark.parametrize(
     "keep", [0, 7, 8, 64, "half", "all but one"], ids=lambda keep: f"keep-{keep}"
 )
-def test_load_refuses_a_truncated_file(keep):
-    clf, _, _ = fitted()
+@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+def test_load_refuses_a_truncated_file(keep, estimator_class):
+    clf, _, _ = fitted(estimator_class)
     data = dumped(clf)
     keep = {"half": len(data) // 2, "all but one": len(data) - 1}.get(keep, keep)
     with pytest.raises(ValueError, match="truncated"):
@@ -494,16 +653,18 @@ def test_load_refuses_a_truncated_file(keep):
     ],
     ids=["activation", "parameter", "attribute"],
 )
-def test_load_refuses_a_tampered_header(old, new):
-    clf, _, _ = fitted()
+@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+def test_load_refuses_a_tampered_header(old, new, estimator_class):
+    clf, _, _ = fitted(estimator_class)
     data = dumped(clf)
     assert old in data
     with pytest.raises(ValueError, match="SHA-256 checksum does not match"):
         loaded(data.replace(old, new, 1))
 
 
-def test_load_refuses_a_tampered_checksum():
-    clf, _, _ = fitted()
+@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+def test_load_refuses_a_tampered_checksum(estimator_class):
+    clf, _, _ = fitted(estimator_class)
     data = dumped(clf)
     digest = metadata(data)["sha256"].encode()
     flipped = (b"1" if digest[:1] == b"0" else b"0") + digest[1:]
@@ -512,8 +673,9 @@ def test_load_refuses_a_tampered_checksum():
 
 
 @pytest.mark.parametrize("position", [-1, -8, "first tensor byte"])
-def test_load_refuses_tampered_tensor_bytes(position):
-    clf, _, _ = fitted()
+@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+def test_load_refuses_tampered_tensor_bytes(position, estimator_class):
+    clf, _, _ = fitted(estimator_class)
     data = bytearray(dumped(clf))
     if position == "first tensor byte":
         position = 8 + int.from_bytes(data[:8], "little")
@@ -552,8 +714,9 @@ def test_load_refuses_a_file_without_checksum():
         loaded(unsigned)
 
 
-def test_load_refuses_an_unknown_format_version():
-    clf, _, _ = fitted()
+@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+def test_load_refuses_an_unknown_format_version(estimator_class):
+    clf, _, _ = fitted(estimator_class)
     data = rewritten(dumped(clf), lambda info: info.update(format_version=2))
     with pytest.raises(ValueError, match="format version 2.*reads version 1 only"):
         loaded(data)
@@ -562,8 +725,43 @@ def test_load_refuses_an_unknown_format_version():
 def test_load_refuses_a_file_naming_another_class():
     clf, _, _ = fitted()
     data = rewritten(dumped(clf), lambda info: info.update(estimator="sklearn.svm.SVC"))
-    with pytest.raises(ValueError, match="'sklearn.svm.SVC'.*'skdnn.DNNClassifier'"):
+    match = "'sklearn.svm.SVC'.*'skdnn.DNNClassifier' and 'skdnn.DNNRegressor' only"
+    with pytest.raises(ValueError, match=match):
         loaded(data)
+
+
+@pytest.mark.parametrize("estimator_class", ESTIMATORS)
+@pytest.mark.parametrize("expected", [None, "same"])
+def test_load_returns_the_estimator_the_file_holds(estimator_class, expected):
+    estimator, X, _ = fitted(estimator_class)
+    expected = estimator_class if expected == "same" else None
+    restored = loaded(dumped(estimator), expected=expected)
+    assert type(restored) is estimator_class
+    np.testing.assert_array_equal(restored.predict(X), estimator.predict(X))
+
+
+@pytest.mark.parametrize(
+    "saved, expected", [(DNNClassifier, DNNRegressor), (DNNRegressor, DNNClassifier)]
+)
+def test_load_refuses_a_file_of_another_estimator_than_expected(saved, expected):
+    estimator, _, _ = fitted(saved)
+    match = (
+        rf"holds a skdnn\.{saved.__name__}, but load was called with "
+        rf"expected={expected.__name__}: it loads a skdnn\.{expected.__name__} only"
+    )
+    with pytest.raises(ValueError, match=match):
+        loaded(dumped(estimator), expected=expected)
+
+
+@pytest.mark.parametrize(
+    "expected",
+    ["DNNClassifier", DNNClassifier(), SubClassifier, LogisticRegression],
+    ids=["name", "instance", "subclass", "other class"],
+)
+def test_load_refuses_an_expected_that_is_neither_estimator_class(expected):
+    clf, _, _ = fitted()
+    with pytest.raises(ValueError, match="'expected' parameter of load must be"):
+        loaded(dumped(clf), expected=expected)
 
 
 def set_field(*path, value):
@@ -584,10 +782,26 @@ def drop_field(*path):
     return edit
 
 
+def edits(*edits):
+    def edit(info):
+        for one in edits:
+            one(info)
+
+    return edit
+
+
+def random_state_json(**changes):
+    state = _to_json(np.random.RandomState(0), "random_state")
+    state["__RandomState__"].update(changes)
+    return state
+
+
 @pytest.mark.parametrize(
     "edit, match",
     [
         (set_field("format", value="other"), "format"),
+        (set_field("format_version", value=True), "format version True"),
+        (set_field("estimator", value="skdnn.DNNRegressor"), "'label_binarizer'"),
         (set_field("params", "alpha", value=-1.0), "alpha"),
         (set_field("params", "not_a_param", value=1), "not_a_param"),
         (set_field("params", "random_state", value={"__pickle__": "x"}), "__pickle__"),
@@ -596,6 +810,47 @@ def drop_field(*path):
             "RandomState",
         ),
         (set_field("params", "n_iter_no_change", value={"__float__": "1"}), "float"),
+        (
+            set_field("params", "random_state", value=random_state_json(pos=625)),
+            r"position in \[0, 624\].*pos=625",
+        ),
+        (
+            set_field("params", "random_state", value=random_state_json(pos=-1)),
+            "pos=-1",
+        ),
+        (
+            set_field("params", "random_state", value=random_state_json(has_gauss=2)),
+            "has_gauss=2",
+        ),
+        (
+            set_field(
+                "params",
+                "random_state",
+                value=random_state_json(cached_gaussian=-(2**63) - 1),
+            ),
+            "cached_gaussian=-9223372036854775809",
+        ),
+        (set_field("network", "input_scaling", value=2**53 + 1), "input_scaling"),
+        (
+            set_field("params", "random_state", value=random_state_json(extra=1)),
+            r"unknown \['extra'\]",
+        ),
+        (
+            set_field(
+                "params", "class_weight", value={"__dict__": [[0, 1.0], [0, 2.0]]}
+            ),
+            "repeats a key",
+        ),
+        (
+            set_field(
+                "params", "class_weight", value={"__dict__": [[1, 1.0], [True, 2.0]]}
+            ),
+            "repeats a key",
+        ),
+        (
+            set_field("params", "device", value="cpu\n"),
+            r"'device' parameter .* Got 'cpu\\n'",
+        ),
         (set_field("attributes", "n_features_in_", value=7), "n_features_in_"),
         (set_field("attributes", "out_activation_", value="softmax"), "out_act"),
         (set_field("attributes", "n_iter_", value="five"), "n_iter_"),
@@ -619,9 +874,44 @@ def drop_field(*path):
             set_field("label_binarizer", "classes_", "dtype", value="<M8[ns]"),
             "dtype",
         ),
+        (
+            set_field("label_binarizer", "classes_", "dtype", value="=i8"),
+            r"'=i8' is not as numpy writes it \('<i8'\)",
+        ),
+        (
+            set_field("label_binarizer", "classes_", "dtype", value="<U999999999"),
+            "wider than skdnn.io's limit of 4096",
+        ),
+        (
+            set_field("label_binarizer", "classes_", "dtype", value="<U4097"),
+            "4097 characters; skdnn.io takes str arrays up to 4096",
+        ),
+        (
+            set_field(
+                "label_binarizer",
+                "classes_",
+                value={"dtype": "<U4096", "values": ["a"] * 5000},
+            ),
+            "5000 values of dtype '<U4096' take 81920000 bytes",
+        ),
+        (drop_field("label_binarizer"), r"lacks \['label_binarizer'\]"),
         (set_field("label_binarizer", "y_type_", value="continuous"), "y_type_"),
         (set_field("network", "activation", value="gelu"), "activation"),
         (set_field("network", "device", value="tpu"), "'tpu'"),
+        (set_field("network", "device", value="auto"), "'auto' does not name"),
+        (set_field("network", "device", value="cpu\n"), "does not name"),
+        (
+            set_field("network", "device", value="cuda:99999999999999999999"),
+            "does not name a torch device",
+        ),
+        (set_field("network", "input_scaling", value=10**400), "input_scaling"),
+        (
+            edits(
+                set_field("network", "layer_units", value=[2**40, 5, 3, 1]),
+                set_field("attributes", "n_features_in_", value=2**40),
+            ),
+            r"'weights.0' should be float64 of shape \(1099511627776, 5\)",
+        ),
         (set_field("network", "dtype", value="float16"), "dtype"),
         (set_field("network", "dropout", value=[1.5, 0.0]), "dropout"),
         (set_field("network", "layer_units", value=[4, 5, 3, 2]), "layer_units"),
@@ -634,6 +924,89 @@ def test_load_refuses_invalid_or_inconsistent_metadata(edit, match):
     data = rewritten(dumped(clf), edit)
     with pytest.raises(ValueError, match=match):
         loaded(data)
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (
+            set_field("params", "loss", value="poisson"),
+            r"out_activation_='identity' .*loss='poisson'\): it should be 'exp'",
+        ),
+        (
+            set_field("attributes", "out_activation_", value="exp"),
+            "should be 'identity'",
+        ),
+        (set_field("params", "loss", value="absolute_error"), "'loss' parameter"),
+        (set_field("attributes", "n_outputs_", value=2), "n_outputs_=2"),
+        (
+            set_field("network", "layer_units", value=[4, 5, 3, 2]),
+            "n_outputs_=1 does not fit .* should be 2",
+        ),
+        (
+            set_field("label_binarizer", value={}),
+            r"has unknown \['label_binarizer'\]",
+        ),
+        (
+            set_field("estimator", value="skdnn.DNNClassifier"),
+            r"lacks \['label_binarizer'\]",
+        ),
+        (set_field("params", "class_weight", value=None), "class_weight"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_load_refuses_invalid_or_inconsistent_regressor_metadata(edit, match):
+    reg, _, _ = fitted(DNNRegressor)
+    data = rewritten(dumped(reg), edit)
+    with pytest.raises(ValueError, match=match):
+        loaded(data)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"dtype": "<U999999999", "values": ["no", "yes"]},
+        {"dtype": "<U100000000", "values": ["no", "yes"]},
+        {"dtype": "<U4096", "values": [str(i) for i in range(20_000)]},
+    ],
+    ids=["U999999999", "U100000000", "20000 U4096"],
+)
+def test_load_refuses_oversized_labels_before_allocating_them(labels):
+    X, y = make_data()
+    clf = DNNClassifier((4,), max_iter=2, random_state=0).fit(
+        X, np.array(["no", "yes"])[y]
+    )
+    data = rewritten(
+        dumped(clf), set_field("label_binarizer", "classes_", value=labels)
+    )
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="not a valid skdnn model file: an array"):
+            loaded(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The labels would take 800 MB, 8 GB and 330 MB.
+    assert peak < 5 * 2**20
+
+
+def test_load_refuses_a_header_larger_than_it_reads():
+    size = 2**24 + 1
+    data = struct.pack("<Q", size) + b"{" + b" " * (size - 2) + b"}"
+    with pytest.raises(
+        ValueError, match="16777217-byte header; skdnn.io reads headers"
+    ):
+        loaded(data)
+
+
+def test_load_refuses_json_objects_with_repeated_keys():
+    clf, _, _ = fitted()
+    data = dumped(clf)
+    size = int.from_bytes(data[:8], "little")
+    text = b'{"__metadata__": {"skdnn": "{}"}, ' + data[9 : 8 + size]
+    repeated = len(text).to_bytes(8, "little") + text + data[8 + size :]
+    with pytest.raises(ValueError, match=r"repeats the key\(s\) \['__metadata__'\]"):
+        loaded(repeated)
 
 
 def test_load_refuses_a_tensor_of_the_wrong_shape():

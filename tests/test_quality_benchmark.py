@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py"
@@ -104,3 +105,52 @@ def test_realmlp_is_skipped_with_the_reason_where_pytabkit_does_not_import(
     skipped = quality._skipped(["mlp", "realmlp"])
     assert list(skipped) == ["realmlp"]
     assert "pytabkit" in skipped["realmlp"]
+
+
+# The regression task's sets, written out apart from the benchmark: rows and
+# features.
+EXPECTED_REGRESSION = {
+    "diabetes": (442, 10),
+    "friedman1": (2000, 10),
+    "friedman2": (2000, 4),
+    "friedman3": (2000, 4),
+    "linear_100f": (1000, 100),
+    "sparse_uncorrelated": (1000, 10),
+    "sine_surface": (1000, 2),
+    "plane": (1000, 2),
+    "multi_gaussian": (1000, 2),
+}
+
+
+def test_the_regression_task_has_the_data_sets_listed_here():
+    regression = quality.TASKS["regression"]
+    assert list(regression.sets) == list(EXPECTED_REGRESSION)
+    described = quality.describe(list(EXPECTED_REGRESSION), regression)
+    for name, (rows, features) in EXPECTED_REGRESSION.items():
+        assert described[name] == {"rows": rows, "features": features}
+        X, y = regression.sets[name]()
+        assert y.dtype.kind == "f" and len(np.unique(y)) > 100
+
+
+def test_a_quick_regression_run_writes_the_r2_of_every_fold(tmp_path):
+    path = tmp_path / "quality.json"
+    quality.main(
+        ["--task", "regression", "--quick", "--models", "mlp", "dnn",
+         "--json", str(path)]
+    )  # fmt: skip
+    written = json.loads(path.read_text())
+    assert written["task"] == "regression"
+    assert list(written["results"]) == quality.TASKS["regression"].quick_sets
+    for row in written["results"].values():
+        assert list(row) == ["mlp", "dnn"]
+        for cell in row.values():
+            assert len(cell["r2"]) == len(cell["fold_fit_seconds"]) == 2
+            assert all(r <= 1.0 for r in cell["r2"])
+            assert cell["mean_r2"] == pytest.approx(sum(cell["r2"]) / 2)
+    assert "mean_r2" in written["summary"]["dnn"]
+    assert "regressor" in written["models"]["dnn"].lower()
+
+
+def test_a_set_of_the_other_task_is_refused():
+    with pytest.raises(SystemExit):
+        quality.main(["--task", "regression", "--sets", "iris"])

@@ -1,4 +1,4 @@
-"""The batched GridSearchCV against scikit-learn's sequential one."""
+"""The batched searches against scikit-learn's sequential ones."""
 
 # Authors: The skdnn developers
 # SPDX-License-Identifier: BSD-3-Clause
@@ -13,13 +13,16 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import loguniform
 from sklearn.base import clone
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.datasets import make_friedman1
 from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
 from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 import skdnn._engine.masks
-from skdnn import DNNClassifier
+from skdnn import DNNClassifier, DNNRegressor
 from skdnn._batched import prepare_fit, train_batched
 from skdnn._engine.masks import _EpochMasks
 from skdnn._engine.optim import make_adam, make_sgd
@@ -66,7 +69,7 @@ def _assert_same_fit(batched, sequential):
     for a, b in zip(batched.intercepts_, sequential.intercepts_, strict=True):
         assert_allclose(a, b, rtol=TOL, atol=TOL)
     assert batched.t_ == sequential.t_
-    if sequential.early_stopping:
+    if sequential.validation_scores_ is not None:  # early stopping ran
         assert batched.best_loss_ is None
         assert_allclose(
             batched.validation_scores_, sequential.validation_scores_, rtol=TOL
@@ -596,6 +599,209 @@ def test_failing_fold_gets_error_score():
     assert search.batched_
     assert search.cv_results_["split0_test_score"][0] == -1.0
     assert search.cv_results_["split1_test_score"][0] > 0
+
+
+# ------------------------------------------------------------- DNNRegressor
+
+
+def _reg(**params):
+    settings = dict(
+        hidden_layer_sizes=(6, 4),
+        batch_size=32,
+        max_iter=15,
+        learning_rate_init=0.03,
+        dropout=0.0,
+        random_state=0,
+        device="cpu",
+    )
+    return DNNRegressor(**{**settings, **params})
+
+
+def _regression(target="1-D", n_samples=150):
+    X, y = make_friedman1(n_samples=n_samples, noise=0.3, random_state=0)
+    if target == "multi-output":
+        y = np.c_[y, 10 * X[:, 0] * X[:, 1]]
+    elif target == "poisson":
+        rng = np.random.RandomState(0)
+        y = rng.poisson(np.exp(X[:, 0] + X[:, 1] - X[:, 2])).astype(float)
+    return X, y
+
+
+def _counting_regressor_fits(monkeypatch):
+    """A list of the row count of each DNNRegressor.fit call."""
+    rows = []
+    real_fit = DNNRegressor.fit
+
+    def fit(self, X, *args, **kwargs):
+        rows.append(len(X))
+        return real_fit(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(DNNRegressor, "fit", fit)
+    return rows
+
+
+def _assert_search_equals_sequential(ours, theirs, X):
+    """Scores, ranks and choice within TOL, the refit's fit and predictions."""
+    assert ours.cv_results_["params"] == theirs.cv_results_["params"]
+    for key in theirs.cv_results_:
+        if key.startswith(("split", "mean_t", "std_t", "rank_")):
+            assert_allclose(
+                ours.cv_results_[key], theirs.cv_results_[key], rtol=TOL,
+                atol=TOL, err_msg=key,
+            )  # fmt: skip
+    assert ours.best_params_ == theirs.best_params_
+    assert ours.best_score_ == pytest.approx(theirs.best_score_, rel=TOL, abs=TOL)
+    best, expected = ours.best_estimator_, theirs.best_estimator_
+    if hasattr(best, "steps"):
+        assert_allclose(best[0].mean_, expected[0].mean_)
+        best, expected = best[-1], expected[-1]
+    _assert_same_fit(best, expected)
+    assert_allclose(ours.predict(X), theirs.predict(X), rtol=TOL, atol=TOL)
+
+
+def _assert_folds_batched(rows, n_samples):
+    # Every cross-validation fit trained in the batch: DNNRegressor.fit ran
+    # for the best candidate's refit at most, on the whole data.
+    assert rows in ([], [n_samples])
+
+
+@pytest.mark.parametrize("target", ["1-D", "multi-output", "poisson"])
+@pytest.mark.parametrize(
+    "grid",
+    [
+        {"alpha": [1e-4, 1e-1], "learning_rate_init": [0.01, 0.03]},
+        # Two architectures: two batches.
+        {"alpha": [1e-4, 1e-1], "hidden_layer_sizes": [(6,), (6, 4)]},
+        # Each fold's own target scaling, and none, in one grid.
+        {"alpha": [1e-4, 1e-1], "target_scaling": [False, True]},
+    ],
+)
+def test_regressor_search_is_batched_and_equals_sequential_search(
+    target, grid, monkeypatch
+):
+    X, y = _regression(target)
+    loss = "poisson" if target == "poisson" else "squared_error"
+    kwargs = dict(cv=3, return_train_score=True)
+    theirs = _sequential(_reg(loss=loss), grid, **kwargs).fit(X, y)
+    rows = _counting_regressor_fits(monkeypatch)
+    ours = GridSearchCV(_reg(loss=loss), grid, **kwargs).fit(X, y)
+    assert ours.batched_
+    _assert_folds_batched(rows, len(X))
+    _assert_search_equals_sequential(ours, theirs, X)
+    assert ours.best_estimator_.predict(X).shape == y.shape
+
+
+def test_regressor_pipeline_search_is_batched_and_equals_sequential_search(
+    monkeypatch,
+):
+    X, y = _regression()
+    # Features of very different scales, which the scaler evens out.
+    X[:, 0] *= 100.0
+    X[:, 1] *= 0.01
+    pipe = make_pipeline(StandardScaler(), _reg())
+    grid = {
+        "dnnregressor__alpha": [1e-4, 1e-1],
+        "dnnregressor__learning_rate_init": [0.01, 0.03],
+    }
+    theirs = _sequential(pipe, grid, cv=3).fit(X, y)
+    rows = _counting_regressor_fits(monkeypatch)
+    ours = GridSearchCV(pipe, grid, cv=3).fit(X, y)
+    assert ours.batched_
+    _assert_folds_batched(rows, len(X))
+    _assert_search_equals_sequential(ours, theirs, X)
+
+
+def test_randomized_search_of_a_regressor_equals_sklearns(monkeypatch):
+    X, y = _regression("multi-output")
+    distributions = {
+        "alpha": loguniform(1e-5, 1e-1),
+        "learning_rate_init": loguniform(1e-2, 5e-2),
+    }
+    kwargs = dict(n_iter=4, cv=3, random_state=0)
+    theirs = sklearn.model_selection.RandomizedSearchCV(
+        _reg(), distributions, **kwargs
+    ).fit(X, y)
+    rows = _counting_regressor_fits(monkeypatch)
+    ours = RandomizedSearchCV(_reg(), distributions, **kwargs).fit(X, y)
+    assert ours.batched_
+    _assert_folds_batched(rows, len(X))
+    _assert_search_equals_sequential(ours, theirs, X)
+
+
+def test_regressor_search_with_early_stopping_is_batched_and_equals_sequential(
+    monkeypatch,
+):
+    # Each model stops on its own validation R^2, as its fit does.
+    X, y = _regression()
+    estimator = _reg(early_stopping=True, max_iter=60, n_iter_no_change=3)
+    grid = {"alpha": [1e-4, 1e-1], "learning_rate_init": [0.01, 0.03]}
+    theirs = _sequential(estimator, grid, cv=3).fit(X, y)
+    rows = _counting_regressor_fits(monkeypatch)
+    ours = GridSearchCV(estimator, grid, cv=3).fit(X, y)
+    assert ours.batched_
+    _assert_folds_batched(rows, len(X))
+    assert ours.best_estimator_.validation_scores_
+    _assert_search_equals_sequential(ours, theirs, X)
+
+
+def test_regressor_search_with_regression_scorers_equals_sklearns():
+    X, y = _regression()
+    grid = {"alpha": [1e-4, 1e-1], "learning_rate_init": [0.01, 0.03]}
+    scoring = ["r2", "neg_mean_absolute_error"]
+    kwargs = dict(cv=3, scoring=scoring, refit="neg_mean_absolute_error")
+    ours = GridSearchCV(_reg(), grid, **kwargs).fit(X, y)
+    theirs = _sequential(_reg(), grid, **kwargs).fit(X, y)
+    assert ours.batched_ and ours.multimetric_
+    for name in scoring:
+        assert_allclose(
+            ours.cv_results_[f"mean_test_{name}"],
+            theirs.cv_results_[f"mean_test_{name}"],
+            rtol=TOL,
+        )
+    assert ours.best_params_ == theirs.best_params_
+
+
+@pytest.mark.filterwarnings("ignore:One or more of the test scores are non-finite")
+def test_regressor_grid_over_loss_checks_the_targets_for_each_loss(capsys):
+    # Negative targets: the Poisson candidates must fail as their fits do,
+    # by the regressor's check, not train on the squared error candidates'
+    # checked data.
+    X, y = _regression(n_samples=90)
+    y = y - y.mean()
+    grid = {"loss": ["squared_error", "poisson"]}
+    with pytest.warns(FitFailedWarning, match="3 fits failed"):
+        ours = GridSearchCV(_reg(), grid, cv=3, verbose=1).fit(X, y)
+    printed = capsys.readouterr().out
+    assert ours.batched_
+    # One batch: the squared error's three fits and its refit.
+    assert printed.count("Trained") == 1
+    assert "Trained 4 fits" in printed
+    with pytest.warns(FitFailedWarning):
+        theirs = _sequential(_reg(), grid, cv=3).fit(X, y)
+    assert np.isnan(ours.cv_results_["mean_test_score"][1])
+    assert_allclose(
+        ours.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"]
+    )
+
+
+@pytest.mark.parametrize(
+    "estimator, grid",
+    [
+        (
+            MLPRegressor(hidden_layer_sizes=(4,), max_iter=5, random_state=0),
+            {"alpha": [1e-4]},
+        ),
+        (
+            TransformedTargetRegressor(_reg(), transformer=StandardScaler()),
+            {"regressor__alpha": [1e-4]},
+        ),
+    ],
+)
+def test_other_regressors_fall_back_and_say_so(estimator, grid, capsys):
+    X, y = _regression(n_samples=90)
+    search = GridSearchCV(estimator, grid, cv=2, verbose=1).fit(X, y)
+    assert not search.batched_
+    assert "not a DNNClassifier or a DNNRegressor" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("n_rows, batch", [([10, 7, 13], [4, 4, 5]), ([5], [5])])

@@ -13,6 +13,9 @@ ORDER = [
     "plot_distributed.py",
     "plot_dataframe.py",
     "plot_network.py",
+    "plot_defaults.py",
+    "plot_regression_playground.py",
+    "plot_regression_dropout.py",
 ]
 
 

@@ -1,7 +1,10 @@
-"""The TensorFlow Playground's toy classification data sets.
+"""The TensorFlow Playground's toy data sets.
 
 The Playground (https://playground.tensorflow.org) offers four classification
-data sets. Two are not in scikit-learn and are generated here:
+data sets and two regression data sets, all on 2-D points. Its regression
+sets, "Plane" and "Multi Gaussian", are :func:`make_plane` and
+:func:`make_multi_gaussian`. Of its classification sets, two are not in
+scikit-learn and are generated here:
 
 - "Exclusive or": :func:`make_xor`.
 - "Spiral": :func:`make_spiral`.
@@ -21,9 +24,10 @@ One is scikit-learn's, and skdnn has no copy of it:
   centers=[(-2, -2), (2, 2)], cluster_std=np.sqrt(0.5 + 7 * noise))``, which
   labels the points around (-2, -2) 0 and those around (2, 2) 1.
 
-The Playground's labels are -1 and 1; here they are 0 and 1, as in
-scikit-learn, with 1 for the Playground's positive class. Its noise slider
-runs from 0 to 50%, that is ``noise`` from 0 to 0.5.
+The Playground's class labels are -1 and 1; here they are 0 and 1, as in
+scikit-learn, with 1 for the Playground's positive class. Its regression
+targets are kept as they are. Its noise slider runs from 0 to 50%, that is
+``noise`` from 0 to 0.5.
 """
 
 # Authors: The skdnn developers
@@ -50,6 +54,27 @@ _CIRCLE_RING_START = 0.7 * _CIRCLE_RADIUS
 # The Playground's spirals: radius 0 to 5 over 1.75 turns.
 _SPIRAL_RADIUS = 5.0
 _SPIRAL_TURNS = 1.75
+
+# The regression sets' points fill the square [-6, 6]^2, and their noise
+# moves the point at which the target is read by up to 6 * noise.
+_REGRESSION_HALF_WIDTH = 6.0
+
+# "Plane": the target is x0 + x1 mapped linearly from [-10, 10] to [-1, 1].
+_PLANE_SCALE = 10.0
+
+# "Multi Gaussian": six bumps (centre x0, centre x1, sign) in two rows; each
+# falls linearly from 1 at its centre to 0 at distance 2.
+_GAUSSIANS = np.array(
+    [
+        [-4.0, 2.5, 1.0],
+        [0.0, 2.5, -1.0],
+        [4.0, 2.5, 1.0],
+        [-4.0, -2.5, -1.0],
+        [0.0, -2.5, 1.0],
+        [4.0, -2.5, -1.0],
+    ]
+)
+_GAUSSIAN_RADIUS = 2.0
 
 _COMMON_CONSTRAINTS = {
     "n_samples": [Interval(Integral, 1, None, closed="left")],
@@ -276,3 +301,141 @@ def make_circle(n_samples=100, *, noise=0.0, shuffle=True, random_state=None):
     read_at = X + noise * shift
     y = (np.hypot(read_at[:, 0], read_at[:, 1]) < _CIRCLE_INNER).astype(np.intp)
     return _shuffled(X, y, shuffle, generator)
+
+
+def _regression_points(n_samples, noise, generator):
+    """The Playground's regression points, and where their targets are read.
+
+    Points are uniform in ``[-6, 6]^2``; the target is read at the point
+    plus a shift uniform in ``[-6 * noise, 6 * noise]^2``.
+    """
+    half = _REGRESSION_HALF_WIDTH
+    X = generator.uniform(-half, half, size=(n_samples, 2))
+    shift = generator.uniform(-half, half, size=(n_samples, 2))
+    return X, X + noise * shift
+
+
+@validate_params(_COMMON_CONSTRAINTS, prefer_skip_nested_validation=True)
+def make_plane(n_samples=100, *, noise=0.0, random_state=None):
+    """Generate the Playground's "plane" regression data set.
+
+    Points are uniform in the square ``[-6, 6]^2`` and the target is a
+    tilted plane, ``(x0 + x1) / 10``: the Playground maps ``x0 + x1`` from
+    ``[-10, 10]`` to ``[-1, 1]``, so the corners reach -1.2 and 1.2. A
+    linear model fits it exactly.
+
+    As in the Playground, noise moves the point at which the target is read,
+    not the point itself: the target is that of the point plus a shift drawn
+    uniformly from ``[-6 * noise, 6 * noise]`` in each coordinate.
+
+    Parameters
+    ----------
+    n_samples : int, default=100
+        Number of points.
+
+    noise : float, default=0.0
+        Target noise; the Playground's slider spans 0 to 0.5. With 0, every
+        target is ``(x0 + x1) / 10``.
+
+    random_state : int, RandomState instance or None, default=None
+        Determines the points and the noise. Pass an int for reproducible
+        output across calls.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, 2)
+        The points, each coordinate in ``[-6, 6]``.
+
+    y : ndarray of shape (n_samples,)
+        The targets, in ``[-1.2 * (1 + noise), 1.2 * (1 + noise)]``.
+
+    See Also
+    --------
+    make_multi_gaussian : The Playground's other regression data set.
+    sklearn.datasets.make_regression : Random linear regression problems.
+
+    Examples
+    --------
+    >>> from skdnn.datasets import make_plane
+    >>> X, y = make_plane(n_samples=3, random_state=0)
+    >>> X
+    array([[ 0.585...,  2.582...],
+           [ 1.233...,  0.538...],
+           [-0.916...,  1.750...]])
+    >>> y
+    array([0.316..., 0.177..., 0.083...])
+    >>> X, y = make_plane(n_samples=3, noise=0.1, random_state=0)
+    >>> y - X.sum(axis=1) / 10  # the noise
+    array([0.039..., 0.041..., 0.038...])
+    """
+    generator = check_random_state(random_state)
+    X, read_at = _regression_points(n_samples, noise, generator)
+    return X, read_at.sum(axis=1) / _PLANE_SCALE
+
+
+@validate_params(_COMMON_CONSTRAINTS, prefer_skip_nested_validation=True)
+def make_multi_gaussian(n_samples=100, *, noise=0.0, random_state=None):
+    """Generate the Playground's "multi Gaussian" regression data set.
+
+    Points are uniform in the square ``[-6, 6]^2``. Six bumps sit on a
+    three-by-two grid, centred at ``x0`` in {-4, 0, 4} and ``x1`` in
+    {2.5, -2.5}, with signs alternating like a chequerboard: +, -, + on the
+    top row and -, +, - below. Each bump falls linearly from 1 at its centre
+    to 0 at distance 2 (a cone, despite the Playground's name). The target
+    is the signed height of the tallest bump at the point: 1 or -1 at a
+    centre, 0 farther than 2 from every centre.
+
+    As in the Playground, noise moves the point at which the target is read,
+    not the point itself: the target is that of the point plus a shift drawn
+    uniformly from ``[-6 * noise, 6 * noise]`` in each coordinate.
+
+    Parameters
+    ----------
+    n_samples : int, default=100
+        Number of points.
+
+    noise : float, default=0.0
+        Target noise; the Playground's slider spans 0 to 0.5.
+
+    random_state : int, RandomState instance or None, default=None
+        Determines the points and the noise. Pass an int for reproducible
+        output across calls.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, 2)
+        The points, each coordinate in ``[-6, 6]``.
+
+    y : ndarray of shape (n_samples,)
+        The targets, in ``[-1, 1]``. Without noise, a fraction of about
+        ``pi / 6`` of the points (those in the six discs of radius 2 in the
+        square of side 12) have a nonzero one.
+
+    See Also
+    --------
+    make_plane : The Playground's other regression data set.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdnn.datasets import make_multi_gaussian
+    >>> X, y = make_multi_gaussian(n_samples=4, random_state=0)
+    >>> X.round(2)
+    array([[ 0.59,  2.58],
+           [ 1.23,  0.54],
+           [-0.92,  1.75],
+           [-0.75,  4.7 ]])
+    >>> y.round(2)  # the first point is 0.59 from the (0, 2.5) bump's centre
+    array([-0.7 ,  0.  , -0.41,  0.  ])
+    >>> X, y = make_multi_gaussian(n_samples=10_000, random_state=0)
+    >>> round(float(np.mean(y != 0)), 2), round(np.pi / 6, 2)
+    (0.52, 0.52)
+    """
+    generator = check_random_state(random_state)
+    X, read_at = _regression_points(n_samples, noise, generator)
+    centres, signs = _GAUSSIANS[:, :2], _GAUSSIANS[:, 2]
+    distance = np.hypot(*(read_at[:, None, :] - centres).transpose(2, 0, 1))
+    heights = signs * np.clip(1.0 - distance / _GAUSSIAN_RADIUS, 0.0, 1.0)
+    # The Playground keeps the first bump of largest height; argmax, too.
+    tallest = np.abs(heights).argmax(axis=1)
+    return X, heights[np.arange(n_samples), tallest]

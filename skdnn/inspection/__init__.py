@@ -2,8 +2,9 @@
 
 Decision regions are scikit-learn's
 :class:`~sklearn.inspection.DecisionBoundaryDisplay`, which works with
-:class:`~skdnn.DNNClassifier` as with any classifier. matplotlib is imported
-only when something is drawn.
+:class:`~skdnn.DNNClassifier` as with any classifier. The displays here draw
+:class:`~skdnn.DNNRegressor` too. matplotlib is imported only when something
+is drawn.
 """
 
 # Authors: The skdnn developers

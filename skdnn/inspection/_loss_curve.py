@@ -4,6 +4,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import numpy as np
+from sklearn.base import is_classifier, is_regressor
 from sklearn.utils.validation import check_is_fitted
 
 
@@ -14,12 +15,13 @@ class LossCurveDisplay:
     display shows it at a glance. It is best created with
     :meth:`from_estimator`. All parameters are stored as attributes.
 
-    A :class:`~skdnn.DNNClassifier` records validation curves only with
-    ``early_stopping=True``. To record them without stopping early, set
-    ``n_iter_no_change=np.inf``: the network then trains for ``max_iter``
-    epochs (without a ConvergenceWarning, since that is what was asked for),
-    and records the loss and accuracy on the held-out ``validation_fraction``
-    after each one::
+    A :class:`~skdnn.DNNClassifier` or :class:`~skdnn.DNNRegressor` records
+    validation curves only with ``early_stopping=True``. To record them
+    without stopping early, set ``n_iter_no_change=np.inf``: the network then
+    trains for ``max_iter`` epochs (without a ConvergenceWarning, since that
+    is what was asked for), and records the loss and the score (a
+    classifier's accuracy, a regressor's R^2) on the held-out
+    ``validation_fraction`` after each one::
 
         DNNClassifier(early_stopping=True, n_iter_no_change=np.inf)
 
@@ -38,6 +40,10 @@ class LossCurveDisplay:
 
     validation_scores : array-like of shape (n_epochs,), default=None
         Score on the validation split after each epoch, or None.
+
+    score_name : str, default=None
+        What the score measures, for its legend entry and axis label
+        ("validation accuracy"); None gives "validation score".
 
     best_epoch : int, default=None
         The epoch (counted from 1) whose weights the model kept, marked with a
@@ -87,6 +93,8 @@ class LossCurveDisplay:
     >>> display = LossCurveDisplay.from_estimator(clf)
     >>> sorted(display.lines_)
     ['training loss', 'validation loss', 'validation score']
+    >>> display.score_ax_.get_ylabel()
+    'validation accuracy'
     >>> plt.close(display.figure_)
     """
 
@@ -96,6 +104,7 @@ class LossCurveDisplay:
         loss_curve,
         validation_loss_curve=None,
         validation_scores=None,
+        score_name=None,
         best_epoch=None,
         xlabel="epoch",
         estimator_name=None,
@@ -103,6 +112,7 @@ class LossCurveDisplay:
         self.loss_curve = loss_curve
         self.validation_loss_curve = validation_loss_curve
         self.validation_scores = validation_scores
+        self.score_name = score_name
         self.best_epoch = best_epoch
         self.xlabel = xlabel
         self.estimator_name = estimator_name
@@ -140,15 +150,12 @@ class LossCurveDisplay:
 
         self.score_ax_ = None
         if self.validation_scores is not None:
+            score = f"validation {self.score_name or 'score'}"
             self.score_ax_ = ax.twinx()
             (self.lines_["validation score"],) = self.score_ax_.plot(
-                epochs,
-                self.validation_scores,
-                color="C2",
-                linewidth=1.0,
-                label="validation score",
+                epochs, self.validation_scores, color="C2", linewidth=1.0, label=score
             )
-            self.score_ax_.set_ylabel("validation score")
+            self.score_ax_.set_ylabel(score)
 
         if self.best_epoch is None:
             epoch, label = len(epochs), f"stopped at {self.xlabel} {len(epochs)}"
@@ -180,10 +187,13 @@ class LossCurveDisplay:
         Parameters
         ----------
         estimator : estimator instance
-            A fitted :class:`~skdnn.DNNClassifier`, or any estimator with a
-            ``loss_curve_``, such as scikit-learn's MLPClassifier. Its
-            ``validation_loss_curve_`` and ``validation_scores_``, when not
-            None, are drawn too.
+            A fitted :class:`~skdnn.DNNClassifier` or
+            :class:`~skdnn.DNNRegressor`, or any estimator with a
+            ``loss_curve_``, such as scikit-learn's MLPClassifier and
+            MLPRegressor. Its ``validation_loss_curve_`` and
+            ``validation_scores_``, when not None, are drawn too: the
+            score is named accuracy for a classifier and R^2 for a regressor,
+            what their ``score`` methods return.
 
         ax : matplotlib Axes, default=None
             Axes to draw on. None creates a new figure.
@@ -197,7 +207,8 @@ class LossCurveDisplay:
         if not hasattr(estimator, "loss_curve_"):
             raise ValueError(
                 f"{type(estimator).__name__} has no loss_curve_: LossCurveDisplay "
-                "needs a network trained by epochs, such as a DNNClassifier."
+                "needs a network trained by epochs, such as a DNNClassifier or "
+                "a DNNRegressor."
             )
         scores = getattr(estimator, "validation_scores_", None)
         best_epoch = None
@@ -206,10 +217,17 @@ class LossCurveDisplay:
             # epoch with the highest score.
             best_epoch = int(np.argmax(scores)) + 1
         solver = getattr(estimator, "solver", None)
+        # The validation score is the estimator's ``score``; R^2 in mathtext.
+        score_name = None
+        if is_classifier(estimator):
+            score_name = "accuracy"
+        elif is_regressor(estimator):
+            score_name = "$R^2$"
         display = cls(
             loss_curve=estimator.loss_curve_,
             validation_loss_curve=getattr(estimator, "validation_loss_curve_", None),
             validation_scores=scores,
+            score_name=score_name,
             best_epoch=best_epoch,
             xlabel="iteration" if solver == "lbfgs" else "epoch",
             estimator_name=type(estimator).__name__,

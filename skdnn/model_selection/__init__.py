@@ -1,4 +1,4 @@
-"""Model selection that trains many DNNClassifier fits as batched computations."""
+"""Model selection that trains many DNNClassifier or DNNRegressor fits in batches."""
 
 # Authors: The skdnn developers
 # SPDX-License-Identifier: BSD-3-Clause

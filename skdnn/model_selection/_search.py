@@ -1,4 +1,4 @@
-"""GridSearchCV that trains a grid of DNNClassifier fits as batched computations."""
+"""Searches that train their DNNClassifier or DNNRegressor fits in batches."""
 
 # Authors: The skdnn developers
 # SPDX-License-Identifier: BSD-3-Clause
@@ -18,13 +18,13 @@ from sklearn.model_selection import RandomizedSearchCV as _SklearnRandomizedSear
 from sklearn.pipeline import Pipeline
 from sklearn.utils import indexable
 
+from .._base import BaseDNN
 from .._batched import (
     batchable_reason,
     group_key,
     prepare_fit,
     train_batched,
 )
-from .._classifier import DNNClassifier
 
 # scikit-learn's private search machinery: cv_results_ are built by the same
 # code as scikit-learn's, so they have the same keys.
@@ -47,12 +47,13 @@ from .._defaults import resolved
 
 
 def _final_step(estimator):
-    """(name, DNNClassifier) of the estimator or its Pipeline's last step."""
-    if isinstance(estimator, DNNClassifier):
+    """``(name, model)``: the skdnn model (a :class:`~skdnn._base.BaseDNN`,
+    classifier or regressor) that is the estimator or its Pipeline's last
+    step, with that step's name (None for a bare model); (None, None) for
+    any other estimator."""
+    if isinstance(estimator, BaseDNN):
         return None, estimator
-    if isinstance(estimator, Pipeline) and isinstance(
-        estimator.steps[-1][1], DNNClassifier
-    ):
+    if isinstance(estimator, Pipeline) and isinstance(estimator.steps[-1][1], BaseDNN):
         return estimator.steps[-1][0], estimator.steps[-1][1]
     return None, None
 
@@ -60,8 +61,8 @@ def _final_step(estimator):
 def _fit_prefix(base_estimator, X_fit, y_fit):
     """A Pipeline's earlier steps, fitted: ``(transformer, Z, seconds)``.
 
-    ``Z`` is what the classifier trains on; for a bare classifier, ``X_fit``
-    itself, with no transformer and no time.
+    ``Z`` is what the model trains on; for a bare model, ``X_fit`` itself,
+    with no transformer and no time.
     """
     # A Pipeline's earlier steps, fitted once per fold and once on the
     # whole data for the refits: the grid does not vary them.
@@ -109,7 +110,7 @@ def _folds(base_estimator, X, y, splits):
 def _prepare_models(base_estimator, candidates, keys, data, fits):
     """Prepare candidate c's model on fold f, for each key ``(c, f)`` of keys.
 
-    ``data[f]`` is ``(Z, y, seconds)``: the rows the classifier trains on,
+    ``data[f]`` is ``(Z, y, seconds)``: the rows the model trains on,
     their targets and the time the Pipeline's earlier steps took on them;
     fold None is the whole data, for the candidates' refits. ``fits`` is
     ``(models, prepared, fit_times, groups)``: each prepared model, what
@@ -124,7 +125,9 @@ def _prepare_models(base_estimator, candidates, keys, data, fits):
     name, _ = _final_step(base_estimator)
     prefix = "" if name is None else f"{name}__"
     models, prepared, fit_times, groups = fits
-    # Each fold's data is checked once, for its first candidate.
+    # Each fold's data is checked once, for its first candidate; each other
+    # candidate checks what its own parameters require of the targets
+    # (BaseDNN._check_target_values: a Poisson loss's y >= 0).
     checked = {}
     failed = []
     for c, f in keys:
@@ -134,7 +137,8 @@ def _prepare_models(base_estimator, candidates, keys, data, fits):
         model.set_params(**clone(settings, safe=False))
         start = time.time()
         try:
-            prepared[c, f] = prepare_fit(model, Z, y_fit, like=checked.get(f))
+            like = checked.get(f)
+            prepared[c, f] = prepare_fit(model, Z, y_fit, like=like)
         except Exception:
             failed.append((c, f))
             continue
@@ -191,7 +195,10 @@ class _BatchedSearch:
         """Why the search cannot be batched, or None when it can."""
         name, final = _final_step(self.estimator)
         if final is None:
-            return "the estimator is not a DNNClassifier or a Pipeline ending in one"
+            return (
+                "the estimator is not a DNNClassifier or a DNNRegressor, or a "
+                "Pipeline ending in one"
+            )
         if params:
             return f"fit parameters {sorted(params)} are given"
         if _routing_enabled():
@@ -204,7 +211,7 @@ class _BatchedSearch:
         for candidate in candidates:
             others = [k for k in candidate if not k.startswith(prefix)]
             if name is not None and others:
-                return f"the grid varies {others}, not only the classifier's"
+                return f"the grid varies {others}, not only the last step's"
             settings = {k[len(prefix) :]: v for k, v in candidate.items()}
             if any("__" in k for k in settings):
                 return f"the grid sets nested parameters {sorted(settings)}"
@@ -466,16 +473,18 @@ class _BatchedSearch:
 
 
 class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
-    """Exhaustive search over a grid, training DNNClassifier fits in batches.
+    """Exhaustive grid search, training DNNClassifier or DNNRegressor fits in batches.
 
     A drop-in for :class:`sklearn.model_selection.GridSearchCV`, with the
     same parameters and fitted attributes. When ``estimator`` is a
-    :class:`~skdnn.DNNClassifier`, or a Pipeline ending in one, and the grid
-    varies only that classifier's parameters, the fits of every candidate on
-    every fold are trained together: networks of one architecture (same
-    ``hidden_layer_sizes``, ``activation``, number of classes, dtype and
-    device) are stacked into one batched computation, whatever their
-    ``dropout``, ``alpha``, ``learning_rate_init``, ``class_weight``,
+    :class:`~skdnn.DNNClassifier` or a :class:`~skdnn.DNNRegressor`, or a
+    Pipeline ending in one, and the grid varies only that model's
+    parameters, the fits of every candidate on every fold are trained
+    together: networks of one architecture (same ``hidden_layer_sizes``,
+    ``activation``, number of outputs (classes, labels or target columns),
+    output activation (a regressor's ``loss`` sets it), dtype and device)
+    are stacked into one batched computation, whatever their ``dropout``,
+    ``alpha``, ``learning_rate_init``, ``class_weight`` (a classifier's),
     ``batch_size``, ``max_iter``, ``tol``, ``n_iter_no_change`` or
     ``random_state``. Anything else is scikit-learn's sequential search,
     announced when ``verbose`` is set.
@@ -487,7 +496,9 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
     param_grid : dict or list of dictionaries
         As for :class:`sklearn.model_selection.GridSearchCV`.
     scoring : str, callable, list, tuple or dict, default=None
-        As for :class:`sklearn.model_selection.GridSearchCV`.
+        As for :class:`sklearn.model_selection.GridSearchCV`: None scores
+        with the estimator's ``score``, accuracy for a classifier and R^2
+        for a regressor.
     n_jobs : int, default=None
         Used by the sequential search and the sequential fits only.
     refit : bool, str, or callable, default=True
@@ -545,19 +556,21 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
       scikit-learn's own.
     - Each batched model is trained on exactly its fold's rows, in the order
       its own ``random_state`` shuffles them, from the initial weights that
-      ``DNNClassifier(random_state=...)`` draws, with the same batch
-      boundaries, dropout masks (drawn from the model's own torch seed, in
-      the blocks ``fit`` draws them in), loss, L2 penalty, class weights,
-      Adam update and stopping rule (training loss, ``tol``,
-      ``n_iter_no_change``). Its weights, loss curve, ``n_iter_`` and Adam
-      state therefore equal the sequential fit's up to floating-point
-      rounding: the products are summed in another order (numpy's matmul
-      per model on the CPU, torch's bmm elsewhere, against torch's mm). The
-      tests find them within about 1e-12 in float64, with and without
-      dropout. So do the scores, except where rounding moves a prediction
-      across the decision boundary or an epoch's loss across ``tol``; in
-      float32 the differences are larger (rounding at 1e-7 grows over many
-      steps), and the results agree statistically.
+      its ``fit`` draws, with the same batch boundaries, dropout masks
+      (drawn from the model's own torch seed, in the blocks ``fit`` draws
+      them in), loss (cross-entropy, squared error or Poisson deviance), L2
+      penalty, class weights (a classifier's), Adam update and stopping
+      rule (training loss, ``tol``, ``n_iter_no_change``). Its weights,
+      loss curve, ``n_iter_`` and Adam state therefore equal the sequential
+      fit's up to floating-point rounding: the products are summed in
+      another order (numpy's matmul per model on the CPU, torch's bmm
+      elsewhere, against torch's mm). The tests find them within about
+      1e-12 in float64, with and without dropout, for classifiers and for
+      regressors (1-D and multi-output targets, either loss). So do the
+      scores, except where rounding moves a class prediction across the
+      decision boundary or an epoch's loss across ``tol``; in float32 the
+      differences are larger (rounding at 1e-7 grows over many steps), and
+      the results agree statistically.
     - ``best_estimator_`` is refitted on the whole data, as scikit-learn's
       is, and equals its ``fit`` up to rounding like the batched fits. For
       small networks, whose steps cost mostly a fixed overhead, every
@@ -572,7 +585,9 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
       candidate and fold: the same result for deterministic transformers.
       Likewise each fold's data is checked once, for its first candidate;
       the others take the checked data and the label encoding, which depend
-      on the data alone.
+      on the data alone. A regressor's check also depends on its ``loss``
+      (Poisson refuses negative targets): the data is checked once per
+      ``loss`` in the grid.
     - Models that start from the same random state (an int
       ``random_state``, folds of equal size) draw the same shuffles and
       dropout bits; each such draw is made once and shared, which changes
@@ -584,10 +599,11 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
     - Adam and SGD (with its momentum, Nesterov's and its learning-rate
       schedules) are batched, with or without ``early_stopping``: each
       model draws its own validation split, as its ``fit`` does, and stops
-      on its own validation score with its own best weights.
+      on its own validation score (accuracy, or a regressor's R^2) with its
+      own best weights.
 
     Not batched (the sequential search runs instead): ``solver='lbfgs'``,
-    ``verbose`` or ``warm_start`` on the classifier, grids over earlier
+    ``verbose`` or ``warm_start`` on the model, grids over earlier
     Pipeline steps, sparse input, fit parameters (``sample_weight``,
     ``groups``), metadata routing, and any fold whose preparation fails
     (then that fit alone is sequential).
@@ -607,6 +623,19 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
     ['alpha', 'dropout']
     >>> search.cv_results_["mean_test_score"].shape
     (4,)
+
+    A regressor, scored by its R^2, is searched the same way:
+
+    >>> from sklearn.datasets import make_friedman1
+    >>> from skdnn import DNNRegressor
+    >>> X, y = make_friedman1(n_samples=200, noise=0.5, random_state=0)
+    >>> reg = DNNRegressor(hidden_layer_sizes=(8,), max_iter=20, dropout=0.0,
+    ...                    learning_rate_init=0.01, random_state=0, device="cpu")
+    >>> search = GridSearchCV(reg, {"alpha": [1e-4, 1e-2]}, cv=3)
+    >>> search.fit(X, y).batched_
+    True
+    >>> search.best_estimator_.predict(X[:2]).shape
+    (2,)
     """
 
     def _candidates(self, random_state):
@@ -614,7 +643,7 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
 
 
 class RandomizedSearchCV(_BatchedSearch, _SklearnRandomizedSearchCV):
-    """Randomized search over parameters, training DNNClassifier fits in batches.
+    """Randomized search, training DNNClassifier or DNNRegressor fits in batches.
 
     A drop-in for :class:`sklearn.model_selection.RandomizedSearchCV`: it
     draws the same ``n_iter`` candidates as scikit-learn's for the same
@@ -632,7 +661,9 @@ class RandomizedSearchCV(_BatchedSearch, _SklearnRandomizedSearchCV):
     n_iter : int, default=10
         Number of candidates drawn.
     scoring : str, callable, list, tuple or dict, default=None
-        As for :class:`sklearn.model_selection.RandomizedSearchCV`.
+        As for :class:`sklearn.model_selection.RandomizedSearchCV`: None
+        scores with the estimator's ``score``, accuracy for a classifier and
+        R^2 for a regressor.
     n_jobs : int, default=None
         Used by the sequential search and the sequential fits only.
     refit : bool, str, or callable, default=True
