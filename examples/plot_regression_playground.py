@@ -62,6 +62,7 @@ print(f"bumps, no hidden layer: test R^2 {linear.score(X_test, y_test):.3f}")
 # %%
 # Two hidden layers of 8 tanh units, trained with L-BFGS as the Playground's
 # small networks train best, fit the bumps.
+
 # sphinx_gallery_thumbnail_number = 2
 bumps_net = DNNRegressor(
     hidden_layer_sizes=(8, 8),

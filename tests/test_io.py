@@ -818,6 +818,21 @@ def random_state_json(**changes):
             set_field("params", "random_state", value=random_state_json(pos=-1)),
             "pos=-1",
         ),
+        # Words beyond uint32, which older numpy wraps around without a word.
+        (
+            set_field(
+                "params",
+                "random_state",
+                value=random_state_json(keys=[2**32] + [1] * 623),
+            ),
+            r"keys in \[0, 2\*\*32\)",
+        ),
+        (
+            set_field(
+                "params", "random_state", value=random_state_json(keys=[-1] + [1] * 623)
+            ),
+            r"keys in \[0, 2\*\*32\)",
+        ),
         (
             set_field("params", "random_state", value=random_state_json(has_gauss=2)),
             "has_gauss=2",

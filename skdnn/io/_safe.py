@@ -250,14 +250,20 @@ def _array_dtype(text):
             "an array's dtype must be bool, int, uint, float, str or object, "
             f"as numpy's dtype.str writes it; got {_short(text)}."
         )
+    code = text.lstrip("<>|=")
+    # Widths whose bytes exceed an int32 are refused before numpy reads them:
+    # numpy refuses some (TypeError), and older numpy wraps others around.
+    # Narrower ones above the limit are refused with their length (_oversized).
+    too_wide = code.startswith("U") and 4 * int(code[1:]) >= 2**31
     try:
-        dtype = np.dtype(text)
-    except TypeError as exc:
-        # numpy's own limit on a str width, far above _MAX_STR_WIDTH.
+        dtype = None if too_wide else np.dtype(text)
+    except TypeError:
+        too_wide = True
+    if too_wide:
         raise _invalid(
             f"an array's dtype {text!r} holds strings wider than skdnn.io's "
             f"limit of {_MAX_STR_WIDTH} characters."
-        ) from exc
+        )
     if dtype.str != text:
         raise _invalid(
             f"an array's dtype {text!r} is not as numpy writes it ({dtype.str!r})."
@@ -323,7 +329,8 @@ def _random_state_from_json(content):
     if not (
         isinstance(keys, list)
         and len(keys) == _MT19937_WORDS
-        and all(_is_int(k) for k in keys)
+        # uint32 words: older numpy wraps others around without a word.
+        and all(_is_int(k) and 0 <= k < 2**32 for k in keys)
         and _is_int(pos)
         and 0 <= pos <= _MT19937_WORDS
         and _is_int(has_gauss)
@@ -331,8 +338,8 @@ def _random_state_from_json(content):
         and _exact_float(gaussian)
     ):
         raise _invalid(
-            f"a RandomState's state needs {_MT19937_WORDS} int keys, a position "
-            f"in [0, {_MT19937_WORDS}], has_gauss 0 or 1 and a float "
+            f"a RandomState's state needs {_MT19937_WORDS} keys in [0, 2**32), "
+            f"a position in [0, {_MT19937_WORDS}], has_gauss 0 or 1 and a float "
             f"cached_gaussian; got keys of {_short(keys)}, pos={_short(pos)}, "
             f"has_gauss={_short(has_gauss)}, cached_gaussian={_short(gaussian)}."
         )
