@@ -287,6 +287,8 @@ def _keys(spec):
 
 def _run_workload(spec, repeats, name):
     X_train, X_test, y_train, y_test = spec["data"]()
+    predict_key, score_key = _keys(spec)
+    method = predict_key.removesuffix("_seconds")  # predict_proba or predict
     fit_times = {c: [] for c in CONTENDERS}
     predict_times = {c: [] for c in CONTENDERS}
     accuracy = {c: [] for c in CONTENDERS}
@@ -313,13 +315,12 @@ def _run_workload(spec, repeats, name):
             fit_times[contender].append(_timed(lambda m=model: m.fit(X_train, y_train)))
             if paired:
                 bound_times.append((before + bound()) / 2)
-            predict = getattr(model, _keys(spec)[0].removesuffix("_seconds"))
+            predict = getattr(model, method)
             predict_times[contender].append(
                 min(_timed(lambda p=predict: p(X_test)) for _ in range(5))
             )
             accuracy[contender].append(model.score(X_test, y_test))
     names = contender_names(spec)
-    predict_key, score_key = _keys(spec)
     row = {
         "fit_seconds": {names[c]: statistics.median(t) for c, t in fit_times.items()},
         predict_key: {names[c]: statistics.median(t) for c, t in predict_times.items()},

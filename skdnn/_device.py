@@ -48,7 +48,7 @@ def check_device(device):
         return
     if not _DEVICE_PATTERN.fullmatch(device):
         raise ValueError(
-            f"The 'device' parameter of DNNClassifier must be 'auto', 'cpu', "
+            f"The 'device' parameter must be 'auto', 'cpu', "
             f"'cuda', 'cuda:N', 'mps' or a torch.device. Got {device!r} instead."
         )
 

@@ -6,6 +6,7 @@
 import numpy as np
 import torch
 from sklearn.base import RegressorMixin
+from sklearn.utils import assert_all_finite
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
@@ -454,8 +455,8 @@ class DNNRegressor(RegressorMixin, BaseDNN):
     # ------------------------------------------------- what is a regressor's
 
     def _check_targets(self, y, *, first_pass, incremental, classes):
-        """Check the target values; return them (float, 1-D or 2-D), and no
-        encoder."""
+        """Check the target values; return them (float, 1-D or 2-D), and
+        the target's scaling: a new fit's, or the fitted one's."""
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if y.dtype.kind not in "biuf":
@@ -467,8 +468,7 @@ class DNNRegressor(RegressorMixin, BaseDNN):
                     f"{y.dtype} (for instance {y.ravel()[:3].tolist()}). For "
                     "labels, use DNNClassifier."
                 ) from None
-            if not np.isfinite(y).all():
-                raise ValueError("Input y contains NaN or infinity.")
+            assert_all_finite(y, input_name="y", estimator_name="DNNRegressor")
         if y.ndim == 2 and y.shape[1] == 0:
             raise ValueError("y has 0 output columns; it needs at least one.")
         self._check_target_values(y)
@@ -482,7 +482,7 @@ class DNNRegressor(RegressorMixin, BaseDNN):
                     "same shape. Fit another shape with a new estimator, or with "
                     "warm_start=False."
                 )
-            return y, getattr(self, "_y_scaler", None)
+            return y, self._y_scaler
         return y, self._target_scaler(y)
 
     def _encoder_for_reuse(self, y, encoder):
@@ -549,7 +549,7 @@ class DNNRegressor(RegressorMixin, BaseDNN):
         then the target's scaling undone."""
         loss = LOSSES[self.loss]
         link = loss.inverse_link_numpy if numpy else (lambda z: loss.inverse_link(z, 1))
-        scaler = getattr(self, "_y_scaler", None)
+        scaler = self._y_scaler
         if scaler is None:
             return link
 
@@ -581,7 +581,7 @@ class DNNRegressor(RegressorMixin, BaseDNN):
     @property
     def coefs_(self):
         coefs = BaseDNN.coefs_.fget(self)
-        if getattr(self, "_y_scaler", None) is not None:
+        if self._y_scaler is not None:
             b = self.module_.biases[-1].detach().cpu().numpy()
             coefs[-1] = self._folded_last_layer(coefs[-1], b)[0]
         return coefs
@@ -594,7 +594,7 @@ class DNNRegressor(RegressorMixin, BaseDNN):
     @property
     def intercepts_(self):
         intercepts = BaseDNN.intercepts_.fget(self)
-        if getattr(self, "_y_scaler", None) is not None:
+        if self._y_scaler is not None:
             W = self.module_.weights[-1].detach().cpu().numpy()
             intercepts[-1] = self._folded_last_layer(W, intercepts[-1])[1]
         return intercepts
@@ -607,7 +607,7 @@ class DNNRegressor(RegressorMixin, BaseDNN):
     def _fold_target_scaling(self):
         # Weights assigned are in the units of y, as coefs_ and intercepts_
         # give them: the scaling moves into the network first.
-        if getattr(self, "_y_scaler", None) is None:
+        if self._y_scaler is None:
             return
         W, b = self.module_.weights[-1], self.module_.biases[-1]
         folded = self._folded_last_layer(

@@ -1,8 +1,11 @@
 import os
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import settings
+
+import skdnn._base
 
 # The tests fit many tiny networks; on 2 cores torch's thread pool costs more in
 # synchronisation than it gains, so one thread makes the suite much faster.
@@ -18,6 +21,31 @@ settings.register_profile("ci", max_examples=1200, deadline=None)
 settings.register_profile("min", max_examples=120, deadline=None)
 settings.register_profile("thorough", max_examples=12_000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def fit_from_the_same_weights(monkeypatch):
+    """A function ``fit(ours, theirs, X, y)``: fits the skdnn estimator
+    ``ours``, then scikit-learn's MLP ``theirs`` from the initial weights and
+    biases ``ours`` drew; returns both."""
+    start = []
+    real = skdnn._base.init_params
+
+    def recorded(*args, **kwargs):
+        start.append(real(*args, **kwargs))
+        return start[-1]
+
+    monkeypatch.setattr(skdnn._base, "init_params", recorded)
+
+    def fit(ours, theirs, X, y):
+        ours.fit(X, y)
+        layers = iter(zip(*start[0], strict=True))
+        theirs._init_coef = lambda fan_in, fan_out, dtype: [
+            np.array(a) for a in next(layers)
+        ]
+        return ours, theirs.fit(X, y)
+
+    return fit
 
 
 def pytest_collection_modifyitems(config, items):

@@ -198,13 +198,13 @@ def test_added_parameters_are_exactly_the_documented_ones():
              tol=0.05),
     ],
 )  # fmt: skip
-def test_sgd_takes_mlpclassifiers_steps_from_the_same_weights(monkeypatch, schedule):
+def test_sgd_takes_mlpclassifiers_steps_from_the_same_weights(
+    fit_from_the_same_weights, schedule
+):
     # The same start, data order and batches: every epoch's loss and the
     # final weights are MLPClassifier's, learning-rate schedules and
     # momentum included (scikit-learn's velocity keeps each past step at its
     # own rate).
-    import skdnn._base
-
     rng = np.random.RandomState(0)
     X = rng.normal(size=(120, 4))
     y = (X[:, 0] * X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
@@ -214,21 +214,9 @@ def test_sgd_takes_mlpclassifiers_steps_from_the_same_weights(monkeypatch, sched
     )  # fmt: skip
     params.update(schedule)
     ours_only = dict(n_init=1)  # one network, as MLPClassifier trains
-    start = []
-    real = skdnn._base.init_params
-
-    def recorded(*args, **kwargs):
-        start.append(real(*args, **kwargs))
-        return start[-1]
-
-    monkeypatch.setattr(skdnn._base, "init_params", recorded)
-    ours = DNNClassifier(**params, **ours_only).fit(X, y)
-    theirs = MLPClassifier(**params)
-    layers = iter(zip(*start[0], strict=True))
-    theirs._init_coef = lambda fan_in, fan_out, dtype: [
-        np.array(a) for a in next(layers)
-    ]
-    theirs.fit(X, y)
+    ours, theirs = fit_from_the_same_weights(
+        DNNClassifier(**params, **ours_only), MLPClassifier(**params), X, y
+    )
     assert ours.n_iter_ == theirs.n_iter_ == len(theirs.loss_curve_)
     np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-12)
     np.testing.assert_allclose(

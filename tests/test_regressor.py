@@ -145,7 +145,7 @@ def test_default_fit_stops_early_and_partial_fit_does_not():
     ],
 )
 def test_sgd_takes_mlpregressors_steps_from_the_same_weights(
-    monkeypatch, loss, schedule, n_targets
+    fit_from_the_same_weights, loss, schedule, n_targets
 ):
     # The same start, data order and batches: the final weights are
     # MLPRegressor's, and so are the losses of each epoch, except that
@@ -168,21 +168,9 @@ def test_sgd_takes_mlpregressors_steps_from_the_same_weights(
         learning_rate_init=0.01,
     )
     params.update(schedule)
-    start = []
-    real = skdnn._base.init_params
-
-    def recorded(*args, **kwargs):
-        start.append(real(*args, **kwargs))
-        return start[-1]
-
-    monkeypatch.setattr(skdnn._base, "init_params", recorded)
-    ours = DNNRegressor(**params, n_init=1).fit(X, y)
-    theirs = MLPRegressor(**params)
-    layers = iter(zip(*start[0], strict=True))
-    theirs._init_coef = lambda fan_in, fan_out, dtype: [
-        np.array(a) for a in next(layers)
-    ]
-    theirs.fit(X, y)
+    ours, theirs = fit_from_the_same_weights(
+        DNNRegressor(**params, n_init=1), MLPRegressor(**params), X, y
+    )
     assert ours.n_iter_ == theirs.n_iter_
     if n_targets == 1:
         np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
