@@ -59,6 +59,98 @@ def batchable_reason(estimator):
     return None
 
 
+def training_bytes(estimator, fit):
+    """The memory a prepared fit takes to train in a batch, in bytes.
+
+    Returns
+    -------
+    own : int
+        What each of its networks (the fit and its restarts) adds to a
+        batch, all of them together: the epoch's grid of its rows, targets,
+        dropout bits and masks, logits and shares, its activations, its
+        parameters, gradient and optimizer state, its held-out rows.
+    shared : tuple
+        ``(key, bytes)``: its rows, which the batch's models given the same
+        array (``key``, its id) store once.
+    """
+    module, X = estimator.module_, fit.X
+    itemsize = module.weights[0].element_size()
+    n_rows, n_features = X.shape
+    widths = [W.shape[1] for W in module.weights]
+    size = resolved(estimator, "batch_size")
+    batch = max(1, min(200 if size == "auto" else size, n_rows))
+    padded = -(-n_rows // batch) * batch
+    n_outputs, n_parameters = widths[-1], sum(W.numel() for W in module.weights)
+    # The epoch's grid: data, targets (int64 labels at most), logits, two
+    # shares and the row numbers; kept targets and weights.
+    network = padded * (n_features * itemsize + n_outputs * (itemsize + 8))
+    network += padded * (2 * itemsize + 8) + n_rows * (n_outputs * itemsize + 8)
+    if any(fit.rates):
+        # 16 random bits and a float mask per hidden unit and row.
+        network += padded * sum(widths[:-1]) * (2 + itemsize)
+    network += 4 * batch * sum(widths) * itemsize + 4 * n_parameters * itemsize
+    if fit.validation is not None:
+        network += fit.validation[0].shape[0] * (n_features + n_outputs) * itemsize
+    networks = 1 + len(fit.restarts)
+    return networks * network, (id(X), n_rows * n_features * itemsize)
+
+
+# Multiply-adds of one network's training step (its rows times its weights)
+# per thread above which batching networks costs more than training them one
+# by one on the CPU: benchmarks/batching.py, 20 networks of two hidden layers
+# of 8 to 256 units on 1,000 rows, found batching 1.04x to 4.8x faster up to
+# 3.9 million (128 units, batch 200) and 0.90x to 0.94x at 4.5 and 14 million
+# (256 units) with one thread; with two, 1.05x to 5.4x up to 14 million.
+_BATCH_MAX_MACS_PER_THREAD = 4_000_000
+
+
+def batching_refusal(estimator, fit, n_models):
+    """Why networks like this prepared fit's would train faster one by one
+    than ``n_models`` of them in one batch, or None where batching pays.
+
+    On the CPU, a network whose steps are large enough keeps the cores busy
+    on its own: stacking it with others then adds work (the stacked
+    operations' overhead, caches that no longer hold one network) and
+    removes none. On a GPU, batching always pays.
+    """
+    if estimator.device_.type != "cpu":
+        return None
+    size = resolved(estimator, "batch_size")
+    batch = max(1, min(200 if size == "auto" else size, fit.X.shape[0]))
+    macs = batch * sum(W.numel() for W in estimator.module_.weights)
+    threads = n_threads_for(
+        estimator.n_threads, device=estimator.device_, macs_per_step=n_models * macs
+    )
+    threads = threads or torch.get_num_threads()
+    if macs <= _BATCH_MAX_MACS_PER_THREAD * threads:
+        return None
+    return (
+        f"a network's step takes {macs / 1e6:.1f} million multiply-adds, more "
+        f"than the {threads * _BATCH_MAX_MACS_PER_THREAD / 1e6:.0f} million "
+        f"({threads} thread{'s' if threads > 1 else ''}) up to which batching "
+        "pays on the CPU"
+    )
+
+
+def memory_chunks(sizes, budget):
+    """Split models, in order, into consecutive chunks that each take at
+    most ``budget`` bytes to train (a model alone may take more).
+
+    ``sizes`` holds each model's :func:`training_bytes`. Returns lists of
+    indices.
+    """
+    chunks, used, seen = [[]], 0, set()
+    for i, (own, (key, rows)) in enumerate(sizes):
+        extra = own + (0 if key in seen else rows)
+        if chunks[-1] and used + extra > budget:
+            chunks.append([])
+            used, seen, extra = 0, set(), own + rows
+        chunks[-1].append(i)
+        used += extra
+        seen.add(key)
+    return [chunk for chunk in chunks if chunk]
+
+
 def new_optimizer(estimator):
     """A new torch optimizer of the estimator's solver, over its flat parameter."""
     return make_optimizer(
@@ -73,7 +165,7 @@ def new_optimizer(estimator):
     )
 
 
-def prepare_fit(estimator, X, y, *, like=None):
+def prepare_fit(estimator, X, y, *, sample_weight=None, like=None):
     """Do what ``fit`` does before its first epoch; return what training needs.
 
     The checks, target encoding, class weights and random draws are the
@@ -92,7 +184,7 @@ def prepare_fit(estimator, X, y, *, like=None):
         ``torch_seed`` and ``rates``.
     """
     fit = estimator._checked_input(
-        X, y, None, incremental=False, classes=None, like=like
+        X, y, sample_weight, incremental=False, classes=None, like=like
     )
     estimator._start_fit(fit)
     return fit
@@ -184,7 +276,8 @@ def _batch_sizes(estimators, n_rows):
     )
 
 
-def train_batched(estimators, prepared, *, numpy_products=None, deferred=None):
+def train_batched(estimators, prepared, *, numpy_products=None, deferred=None,
+                  on_epoch=None):  # fmt: skip
     """Train prepared estimators of one :func:`group_key` together.
 
     Parameters
@@ -202,6 +295,8 @@ def train_batched(estimators, prepared, *, numpy_products=None, deferred=None):
         Models, by index, whose ConvergenceWarning is not issued but stored
         as the index's value, for the caller to issue if it keeps the model
         (a search's refits trained ahead for every candidate).
+    on_epoch : callable, default=None
+        Called after each epoch with the number of networks still training.
 
     Returns
     -------
@@ -212,8 +307,9 @@ def train_batched(estimators, prepared, *, numpy_products=None, deferred=None):
     """
     with _batch_threads(estimators, prepared, numpy_products) as numpy_products:
         return _train(
-            estimators, prepared, numpy_products=numpy_products, deferred=deferred
-        )
+            estimators, prepared, numpy_products=numpy_products, deferred=deferred,
+            on_epoch=on_epoch,
+        )  # fmt: skip
 
 
 def train_restarts(estimator, fit, log=None):
@@ -304,12 +400,15 @@ def stacked_model(estimator):
     )
 
 
-def _train(estimators, prepared, *, numpy_products=None, deferred=None):
+def _train(estimators, prepared, *, numpy_products=None, deferred=None,
+           on_epoch=None):  # fmt: skip
     """Train prepared estimators in one batch; finish those that did not diverge.
 
     What :func:`train_batched` does, inside its thread settings.
     """
-    run = _train_restarts(estimators, prepared, numpy_products=numpy_products)
+    run = _train_restarts(
+        estimators, prepared, numpy_products=numpy_products, on_epoch=on_epoch
+    )
     if (run.progress.stop == INTERRUPTED).any():
         raise KeyboardInterrupt
     diverged = np.ones(len(estimators), dtype=bool)
@@ -326,7 +425,8 @@ def _train(estimators, prepared, *, numpy_products=None, deferred=None):
     return diverged
 
 
-def _train_restarts(estimators, prepared, *, numpy_products=None, log=None):
+def _train_restarts(estimators, prepared, *, numpy_products=None, log=None,
+                    on_epoch=None):  # fmt: skip
     """Train prepared estimators and their restarts (``restarts`` of each
     one's checked input, see ``_restarts.restart_twins``) in one batch.
 
@@ -355,7 +455,9 @@ def _train_restarts(estimators, prepared, *, numpy_products=None, log=None):
         numpy_products=numpy_products,
     )
     messages = {}
-    progress, diverged = _run_epochs(trainer, models, fits, messages, log)
+    progress, diverged = _run_epochs(
+        trainer, models, fits, messages, log, on_epoch=on_epoch
+    )
     return SimpleNamespace(
         models=models, owners=owners, trainer=trainer, progress=progress,
         diverged=diverged, messages=messages,
@@ -387,7 +489,7 @@ def keep_best(estimator, run, i):
     return j
 
 
-def _run_epochs(trainer, estimators, prepared, messages, log=None):
+def _run_epochs(trainer, estimators, prepared, messages, log=None, on_epoch=None):
     """Run the trainer's epochs until every model stops by fit's stopping rule.
 
     A model that runs all its epochs has fit's ConvergenceWarning message
@@ -413,7 +515,7 @@ def _run_epochs(trainer, estimators, prepared, messages, log=None):
     validation = stacked_validation(estimators, [fit.validation for fit in prepared])
     run_epochs(
         trainer, stopping_rules(estimators), progress, shuffles=shuffles,
-        validation=validation, log=log,
+        validation=validation, log=log, on_epoch=on_epoch,
     )  # fmt: skip
     for m, est in enumerate(estimators):
         messages[m] = max_iter_warning(est, progress, m)

@@ -14,9 +14,12 @@ from collections import defaultdict
 import torch
 from sklearn.base import _fit_context
 from sklearn.model_selection._validation import (
+    _aggregate_score_dicts,
     _fit_and_score,
     _insert_error_scores,
+    _normalize_score_results,
     _score,
+    _translate_train_sizes,
     _warn_or_raise_about_fit_failures,
 )
 from sklearn.utils import _safe_indexing
@@ -31,6 +34,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.multiclass import _check_partial_fit_first_call
 from sklearn.utils.validation import (
     _check_feature_names,
+    _check_method_params,
     _check_n_features,
     _check_sample_weight,
     _num_samples,
@@ -126,9 +130,65 @@ def search_scorers(search):
     return search._get_scorers()
 
 
-def format_search_results(search, candidates, n_splits, out):
-    """``BaseSearchCV._format_results``: ``cv_results_`` from the fits' dicts."""
-    return search._format_results(candidates, n_splits, out, defaultdict(list))
+def format_search_results(search, candidates, n_splits, out, more_results=None):
+    """``BaseSearchCV._format_results``: ``cv_results_`` from the fits' dicts
+    (and a successive-halving search's ``iter`` and ``n_resources``)."""
+    more_results = defaultdict(list) if more_results is None else more_results
+    return search._format_results(candidates, n_splits, out, more_results)
+
+
+def check_search_input(search, X, y, split_params):
+    """``BaseSearchCV._check_input_parameters``: what a search checks of its
+    parameters against the data before fitting (successive halving's
+    resources); nothing where scikit-learn has no such method."""
+    check = getattr(search, "_check_input_parameters", None)
+    if check is not None:
+        check(X=X, y=y, split_params=split_params)
+
+
+def routed_search_params(search, params):
+    """``BaseSearchCV._get_routed_params_for_fit`` without metadata routing:
+    a search's fit parameters for the estimator's ``fit``, the splitter's
+    ``split`` (``groups``) and the scorers (the sample weights, where the
+    scorers take them), as three dicts. Where scikit-learn has no such
+    method: ``groups`` to the splitter, the rest to ``fit``, none to the
+    scorers."""
+    route = getattr(search, "_get_routed_params_for_fit", None)
+    if route is None:
+        params = dict(params)
+        groups = params.pop("groups", None)
+        return params, {"groups": groups}, {}
+    routed = route(params)
+    return (
+        dict(routed.estimator.fit),
+        dict(routed.splitter.split),
+        dict(routed.scorer.score),
+    )
+
+
+class _NoCallbacks:
+    """A callback context with no callbacks: what ``_run_search`` is given
+    where scikit-learn has no callback contexts (before its callbacks API)."""
+
+    def subcontext(self, *args, **kwargs):
+        return self
+
+    def call_on_fit_task_begin(self, *args, **kwargs):
+        return self
+
+    def call_on_fit_task_end(self, *args, **kwargs):
+        return None
+
+
+def root_callback_context(search, max_subtasks):
+    """``CallbackSupportMixin._init_callback_context``: the context that a
+    search's ``_run_search`` reports its tasks to (the batched searches
+    refuse callbacks, so none is called); a :class:`_NoCallbacks` where
+    scikit-learn has none."""
+    init = getattr(search, "_init_callback_context", None)
+    if init is None:
+        return _NoCallbacks()
+    return init(max_subtasks=max_subtasks)
 
 
 def check_refit_for_multimetric(search, scores):
@@ -165,25 +225,32 @@ __all__ = [
     "Interval",
     "Options",
     "StrOptions",
+    "_aggregate_score_dicts",
     "_check_feature_names",
+    "_check_method_params",
     "_check_n_features",
     "_check_partial_fit_first_call",
     "_check_sample_weight",
     "_fit_and_score",
     "_fit_context",
     "_insert_error_scores",
+    "_normalize_score_results",
     "_num_samples",
     "_routing_enabled",
     "_safe_indexing",
     "_score",
+    "_translate_train_sizes",
     "_warn_or_raise_about_fit_failures",
     "check_refit_for_multimetric",
+    "check_search_input",
     "direct",
     "format_search_results",
     "fused_adam",
     "has_fused_adam",
     "log_softmax_into",
     "parameter_values",
+    "root_callback_context",
+    "routed_search_params",
     "scorers_by_name",
     "search_scorers",
     "select_best_index",

@@ -26,6 +26,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from torch.overrides import TorchFunctionMode
 
+import skdnn.model_selection
 from skdnn import DNNClassifier
 from skdnn.datasets import make_xor
 
@@ -108,6 +109,32 @@ def test_cross_val_score_on_dask_equals_local_scores(client):
     assert workers_used(tasks) == set(client.scheduler_info()["workers"])
     assert_array_equal(remote, local)
     assert local.mean() > 0.9
+
+
+def test_batched_search_spreads_its_chunks_over_dask_workers(client):
+    # skdnn's batched search: its batch is split into chunks, one job each,
+    # each chunk trained as one batch on a worker.
+    X, y = make_xor(240, noise=0.1, random_state=0)
+    grid = {"dropout": [0.0, 0.2, 0.4, 0.6], "alpha": [1e-4, 1e-2]}
+    cv = KFold(3, shuffle=True, random_state=0)
+    local = skdnn.model_selection.GridSearchCV(small_classifier(), grid, cv=cv)
+    local.fit(X, y)
+
+    with get_task_stream(client) as tasks, joblib.parallel_config(backend="dask"):
+        remote = skdnn.model_selection.GridSearchCV(
+            small_classifier(), grid, cv=cv, n_jobs=-1, verbose=1
+        ).fit(X, y)
+
+    assert remote.batched_
+    chunks = [task for task in tasks.data if "_train_chunk" in key_split(task["key"])]
+    assert len(chunks) >= 2
+    assert workers_used(tasks) == set(client.scheduler_info()["workers"])
+    # Each model's numbers depend on its own data and draws alone, not on
+    # which models share its batch: the same results, bit for bit.
+    for key in local.cv_results_:
+        if "time" not in key:
+            assert_array_equal(remote.cv_results_[key], local.cv_results_[key])
+    assert_array_equal(remote.predict(X), local.predict(X))
 
 
 class ThreadCounts(TorchFunctionMode):

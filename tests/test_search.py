@@ -15,6 +15,7 @@ from scipy.stats import loguniform
 from sklearn.base import clone
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.datasets import make_friedman1
+from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.neural_network import MLPRegressor
@@ -396,7 +397,7 @@ def test_refits_ahead_count_restarts(monkeypatch, capsys):
         theirs = _sequential(estimator, grid, cv=3).fit(X, y)
         fits = _counting_fits(monkeypatch)
         ours = GridSearchCV(estimator, grid, cv=3, verbose=1).fit(X, y)
-    assert "Trained 12 fits (72 networks) in one batch." in capsys.readouterr().out
+    assert "Training 12 fits (72 networks) in one batch." in capsys.readouterr().out
     assert len(fits) == 1 and fits[0] is not estimator
     _assert_same_fit(ours.best_estimator_, theirs.best_estimator_)
 
@@ -410,7 +411,7 @@ def test_refits_of_larger_networks_are_fitted_after(refit, monkeypatch, capsys):
     grid = {"alpha": [1e-4, 1e-1, 1.0]}
     estimator = _clf(hidden_layer_sizes=(200, 200), max_iter=3, batch_size=64)
     ours = GridSearchCV(estimator, grid, cv=3, refit=refit, verbose=1).fit(X, y)
-    assert "Trained 9 fits (9 networks) in one batch." in capsys.readouterr().out
+    assert "Training 9 fits (9 networks) in one batch." in capsys.readouterr().out
     assert len(fits) == int(refit)
     if refit:
         theirs = _sequential(estimator, grid, cv=3).fit(X, y)
@@ -498,7 +499,7 @@ def test_grid_over_architectures_forms_separate_batches(capsys):
     # 2 x 3 folds, and each candidate's refit, trained ahead in its batch;
     # n_init='auto' gives each fit of these narrow networks 6 networks.
     ahead = "in one batch, 2 of them refits ahead."
-    assert printed.count(f"Trained 8 fits (48 networks) {ahead}") == 2
+    assert printed.count(f"Training 8 fits (48 networks) {ahead}") == 2
     theirs = _sequential(_clf(), grid, cv=3).fit(X, y)
     assert_allclose(
         ours.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"]
@@ -524,10 +525,43 @@ def test_unbatchable_grid_falls_back_and_says_so(grid, reason, capsys):
     )
 
 
-def test_fit_params_fall_back():
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_sample_weights_and_groups_are_batched_as_scikit_learn_routes_them(pipeline):
+    # scikit-learn's search gives each fit its training rows' weights, the
+    # scorer (accuracy takes weights) its test rows', and the splitter the
+    # groups.
     X, y = _xor()
-    search = GridSearchCV(_clf(), {"alpha": [1e-4]}, cv=3)
-    search.fit(X, y, sample_weight=np.ones(len(y)))
+    weight = np.random.RandomState(0).uniform(0.1, 3.0, len(y))
+    groups = np.arange(len(y)) % 4
+    estimator = make_pipeline(StandardScaler(), _clf()) if pipeline else _clf()
+    name = "dnnclassifier__" if pipeline else ""
+    grid = {f"{name}alpha": [1e-4, 1e-1], f"{name}class_weight": [None, "balanced"]}
+    params = {f"{name}sample_weight": weight, "groups": groups}
+    cv = sklearn.model_selection.GroupKFold(4)
+    ours = GridSearchCV(estimator, grid, cv=cv, return_train_score=True)
+    ours.fit(X, y, **params)
+    theirs = _sequential(estimator, grid, cv=cv, return_train_score=True)
+    theirs.fit(X, y, **params)
+    assert ours.batched_
+    for key in theirs.cv_results_:
+        if key.startswith("param"):
+            assert list(ours.cv_results_[key]) == list(theirs.cv_results_[key])
+        elif "time" not in key:
+            assert_allclose(ours.cv_results_[key], theirs.cv_results_[key], rtol=TOL)
+    # The weights change the fits: unweighted, other scores.
+    plain = GridSearchCV(estimator, grid, cv=cv).fit(X, y, groups=groups)
+    assert not np.allclose(
+        plain.cv_results_["mean_test_score"], ours.cv_results_["mean_test_score"]
+    )
+    assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-7)
+
+
+def test_other_fit_params_fall_back():
+    X, y = _xor()
+    search = GridSearchCV(_clf(), {"alpha": [1e-4]}, cv=3, error_score=-1.0)
+    # scikit-learn's own search: every fit refuses the parameter.
+    with pytest.raises(ValueError, match="unexpected keyword argument 'shuffle'"):
+        search.fit(X, y, shuffle=True)
     assert not search.batched_
 
 
@@ -546,11 +580,56 @@ def test_pipeline_with_scaler():
     assert ours.score(X, y) == theirs.score(X, y)
 
 
-def test_pipeline_grid_over_earlier_step_falls_back():
+@pytest.mark.parametrize("refit", [True, False])
+def test_grid_over_earlier_pipeline_steps_is_batched(refit, monkeypatch):
+    # Each setting of the earlier steps is fitted once per fold (and once on
+    # the whole data for the refits trained ahead), whatever the model's
+    # candidates; settings that change the features make batches of their
+    # own.
+    X, y = _xor()
+    X = np.c_[X, X[:, :1] ** 2] * [100.0, 0.01, 1.0] + 5
+    pipe = make_pipeline(StandardScaler(), PCA(random_state=0), _clf())
+    scalers = [StandardScaler(), MinMaxScaler()]
+    grid = {
+        "standardscaler": scalers,
+        "pca__n_components": [2, 3],
+        "dnnclassifier__alpha": [1e-4, 1e-1],
+    }
+    fitted = []
+    fit_transform = PCA.fit_transform
+
+    def counting(self, X, y=None):
+        fitted.append(self.n_components)
+        return fit_transform(self, X, y)
+
+    monkeypatch.setattr(PCA, "fit_transform", counting)
+    ours = GridSearchCV(pipe, grid, cv=3, refit=refit).fit(X, y)
+    batched_fits = len(fitted)
+    theirs = _sequential(pipe, grid, cv=3, refit=refit).fit(X, y)
+    assert ours.batched_
+    # 2 scalers x 2 PCA settings x 3 folds, and at most one per setting on
+    # the whole data; scikit-learn's fits one per candidate and fold.
+    assert 12 <= batched_fits <= 16 and len(fitted) - batched_fits >= 24
+    for key in theirs.cv_results_:
+        if key.startswith("param"):
+            assert [str(v) for v in ours.cv_results_[key]] == [
+                str(v) for v in theirs.cv_results_[key]
+            ]
+        elif "time" not in key:
+            assert_allclose(ours.cv_results_[key], theirs.cv_results_[key], rtol=TOL)
+    if refit:
+        assert str(ours.best_params_) == str(theirs.best_params_)
+        assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-7)
+        assert isinstance(ours.best_estimator_[0], type(theirs.best_estimator_[0]))
+
+
+def test_grid_replacing_the_pipelines_model_falls_back(capsys):
     X, y = _xor()
     pipe = make_pipeline(StandardScaler(), _clf())
-    search = GridSearchCV(pipe, {"standardscaler__with_mean": [True, False]}, cv=3)
+    grid = {"dnnclassifier": [_clf(), _clf(alpha=1.0)]}
+    search = GridSearchCV(pipe, grid, cv=3, verbose=1)
     assert not search.fit(X, y).batched_
+    assert "replaces the Pipeline's model" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("refit", ["accuracy", False])
@@ -774,8 +853,8 @@ def test_regressor_grid_over_loss_checks_the_targets_for_each_loss(capsys):
     printed = capsys.readouterr().out
     assert ours.batched_
     # One batch: the squared error's three fits and its refit.
-    assert printed.count("Trained") == 1
-    assert "Trained 4 fits" in printed
+    assert printed.count("Training") == 1
+    assert "Training 4 fits" in printed
     with pytest.warns(FitFailedWarning):
         theirs = _sequential(_reg(), grid, cv=3).fit(X, y)
     assert np.isnan(ours.cv_results_["mean_test_score"][1])

@@ -10,6 +10,7 @@ ORDER = [
     "plot_dropout.py",
     "plot_tuning.py",
     "plot_batched_search.py",
+    "plot_model_selection.py",
     "plot_distributed.py",
     "plot_dataframe.py",
     "plot_network.py",

@@ -163,7 +163,7 @@ class Shuffles:
 
 
 def run_epochs(trainer, rules, progress, *, shuffles, validation=None,
-               keep_optimizer_state=False, log=None):  # fmt: skip
+               keep_optimizer_state=False, log=None, on_epoch=None):  # fmt: skip
     """Train every model of ``trainer`` until it stops by its rules.
 
     Parameters
@@ -189,6 +189,9 @@ def run_epochs(trainer, rules, progress, *, shuffles, validation=None,
         new optimizer starts (a fit's).
     log : callable, default=None
         Called with each message a verbose fit prints, and the model's index.
+    on_epoch : callable, default=None
+        Called after each epoch with the number of models still training
+        (a verbose search's progress).
 
     Returns
     -------
@@ -206,6 +209,8 @@ def run_epochs(trainer, rules, progress, *, shuffles, validation=None,
             running &= ~loop.diverged(running & ~(np.isfinite(losses) & finite), losses)
             loop.record(losses, running)
             running &= ~loop.stopping(running)
+            if on_epoch is not None:
+                on_epoch(int(running.sum()))
     except KeyboardInterrupt:
         loop.interrupted(running)
     loop.finish()

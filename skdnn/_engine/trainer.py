@@ -328,11 +328,14 @@ class Trainer:
     def _load_data(self, prepared, dtype, device):
         """Every model's rows, targets and sample weights, one after another.
 
-        Model m's row i is row ``offsets[m] + i``. Folds share no memory
-        here; the data of a grid search is copied once per candidate and fold.
+        Model m's row i is row ``offsets[m] + i`` of the targets and
+        weights, and of X too unless models share their X: models given the
+        same X array (a search's candidates on one fold, a fit's restarts)
+        read one copy of it, model m's row i at ``x_shift[m]`` from its
+        target's row.
         """
         self.n_rows = n_rows = np.array([p.X.shape[0] for p in prepared])
-        self.X_sparse = self.X_all = None
+        self.X_sparse = self.X_all = self.x_shift = None
         if scipy.sparse.issparse(prepared[0].X):
             # One model on the CPU: its CSR rows, in the parameters' dtype.
             if len(prepared) > 1 or not multiplies_sparse(device):
@@ -345,7 +348,7 @@ class Trainer:
             if len(prepared) == 1:
                 X_all = prepared[0].X
             else:
-                X_all = np.concatenate([p.X for p in prepared])
+                X_all = self._shared_rows(prepared)
             self.X_all = to_device(X_all, device, dtype)
             self.n_features = self.X_all.shape[1]
         self.target_all = to_device(
@@ -363,6 +366,21 @@ class Trainer:
                 for p, n in zip(prepared, n_rows, strict=True)
             ]
         )  # fmt: skip
+
+    def _shared_rows(self, prepared):
+        """The models' distinct X arrays one after another; sets ``x_shift``
+        (None where no two models share an X)."""
+        starts, blocks, shift, total = {}, [], np.empty(len(prepared), np.int64), 0
+        offsets = np.concatenate([[0], np.cumsum(self.n_rows)[:-1]])
+        for m, p in enumerate(prepared):
+            if id(p.X) not in starts:
+                starts[id(p.X)] = total
+                blocks.append(p.X)
+                total += p.X.shape[0]
+            shift[m] = starts[id(p.X)] - offsets[m]
+        if len(blocks) < len(prepared):
+            self.x_shift = shift
+        return np.concatenate(blocks)
 
     def _allocate_epoch(self, grid):
         """One epoch's data, targets, shares, logits and weight norms.
@@ -515,6 +533,15 @@ class Trainer:
     def _take_epoch(self, rows):
         """Put the epoch's rows (a grid of :func:`epoch_rows`) in its data
         and targets; for sparse X, each step's CSR rows in its holder."""
+        if self.X_sparse is None and self.x_shift is not None:
+            # Shared X: its rows are the targets' shifted by each model's.
+            x_rows = (rows + self.x_shift[None, :, None]).reshape(-1)
+            # Padding slots hold another model's row, shifted maybe out of
+            # range: any row in range does (padding has no weight).
+            np.clip(x_rows, 0, self.X_all.shape[0] - 1, out=x_rows)
+            _take_rows(x_rows, ((self.X_all, self.X_epoch),))
+            _take_rows(rows.reshape(-1), ((self.target_all, self.t_epoch),))
+            return
         rows = rows.reshape(-1)
         if self.X_sparse is None:
             pairs = ((self.X_all, self.X_epoch), (self.target_all, self.t_epoch))

@@ -8,152 +8,53 @@ import time
 import warnings
 from collections import defaultdict
 
-import numpy as np
-import scipy.sparse
 from sklearn.base import clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
+
+# scikit-learn's public switch for its successive-halving searches, which
+# skdnn's extend.
+from sklearn.experimental import enable_halving_search_cv  # noqa: F401
 from sklearn.model_selection import GridSearchCV as _SklearnGridSearchCV
+from sklearn.model_selection import HalvingGridSearchCV as _SklearnHalvingGridSearchCV
+from sklearn.model_selection import (
+    HalvingRandomSearchCV as _SklearnHalvingRandomSearchCV,
+)
 from sklearn.model_selection import ParameterGrid, ParameterSampler, check_cv
 from sklearn.model_selection import RandomizedSearchCV as _SklearnRandomizedSearchCV
-from sklearn.pipeline import Pipeline
 from sklearn.utils import indexable
-
-from .._base import BaseDNN
-from .._batched import (
-    batchable_reason,
-    group_key,
-    prepare_fit,
-    train_batched,
-)
 
 # scikit-learn's private search machinery: cv_results_ are built by the same
 # code as scikit-learn's, so they have the same keys.
 from .._compat import (
-    _fit_and_score,
+    _check_method_params,
     _fit_context,
     _insert_error_scores,
     _num_samples,
-    _routing_enabled,
-    _safe_indexing,
-    _score,
     _warn_or_raise_about_fit_failures,
     check_refit_for_multimetric,
+    check_search_input,
     format_search_results,
+    root_callback_context,
+    routed_search_params,
     scorers_by_name,
     search_scorers,
     select_best_index,
 )
-from .._defaults import resolved
-
-
-def _final_step(estimator):
-    """``(name, model)``: the skdnn model (a :class:`~skdnn._base.BaseDNN`,
-    classifier or regressor) that is the estimator or its Pipeline's last
-    step, with that step's name (None for a bare model); (None, None) for
-    any other estimator."""
-    if isinstance(estimator, BaseDNN):
-        return None, estimator
-    if isinstance(estimator, Pipeline) and isinstance(estimator.steps[-1][1], BaseDNN):
-        return estimator.steps[-1][0], estimator.steps[-1][1]
-    return None, None
-
-
-def _fit_prefix(base_estimator, X_fit, y_fit):
-    """A Pipeline's earlier steps, fitted: ``(transformer, Z, seconds)``.
-
-    ``Z`` is what the model trains on; for a bare model, ``X_fit`` itself,
-    with no transformer and no time.
-    """
-    # A Pipeline's earlier steps, fitted once per fold and once on the
-    # whole data for the refits: the grid does not vary them.
-    name, _ = _final_step(base_estimator)
-    if name is None:
-        return None, X_fit, 0.0
-    transformer = clone(base_estimator[:-1])
-    start = time.time()
-    Z = transformer.fit_transform(X_fit, y_fit)
-    return transformer, Z, time.time() - start
-
-
-def _assembled(base_estimator, candidate, transformer, model):
-    """A candidate as the search's estimator, around its trained model.
-
-    The model itself, or for a Pipeline, the model behind the fitted earlier
-    steps (``transformer``), with the candidate's parameters set.
-    """
-    name, _ = _final_step(base_estimator)
-    if name is None:
-        return model
-    estimator = clone(base_estimator).set_params(**clone(candidate, safe=False))
-    estimator.steps = [*transformer.steps, (name, model)]
-    return estimator
-
-
-def _folds(base_estimator, X, y, splits):
-    """Each split's data, with the Pipeline's earlier steps fitted on it.
-
-    Returns
-    -------
-    list of tuple
-        ``(X_train, y_train, X_test, y_test, transformer, Z_train, seconds)``
-        per split, the last three :func:`_fit_prefix`'s on the training rows.
-    """
-    folds = []
-    for train, test in splits:
-        X_train, y_train = _take(X, train), _take(y, train)
-        X_test, y_test = _take(X, test), _take(y, test)
-        prefix = _fit_prefix(base_estimator, X_train, y_train)
-        folds.append((X_train, y_train, X_test, y_test, *prefix))
-    return folds
-
-
-def _prepare_models(base_estimator, candidates, keys, data, fits):
-    """Prepare candidate c's model on fold f, for each key ``(c, f)`` of keys.
-
-    ``data[f]`` is ``(Z, y, seconds)``: the rows the model trains on,
-    their targets and the time the Pipeline's earlier steps took on them;
-    fold None is the whole data, for the candidates' refits. ``fits`` is
-    ``(models, prepared, fit_times, groups)``: each prepared model, what
-    :func:`prepare_fit` returned for it and its time join the first three
-    by key, and the key joins its :func:`group_key`'s list in ``groups``.
-
-    Returns
-    -------
-    failed : list of tuple
-        The keys whose preparation raised; they join none of ``fits``.
-    """
-    name, _ = _final_step(base_estimator)
-    prefix = "" if name is None else f"{name}__"
-    models, prepared, fit_times, groups = fits
-    # Each fold's data is checked once, for its first candidate; each other
-    # candidate checks what its own parameters require of the targets
-    # (BaseDNN._check_target_values: a Poisson loss's y >= 0).
-    checked = {}
-    failed = []
-    for c, f in keys:
-        Z, y_fit, prefix_time = data[f]
-        settings = {k[len(prefix) :]: v for k, v in candidates[c].items()}
-        model = clone(base_estimator if name is None else base_estimator[-1])
-        model.set_params(**clone(settings, safe=False))
-        start = time.time()
-        try:
-            like = checked.get(f)
-            prepared[c, f] = prepare_fit(model, Z, y_fit, like=like)
-        except Exception:
-            failed.append((c, f))
-            continue
-        checked.setdefault(f, prepared[c, f])
-        fit_times[c, f] = time.time() - start + prefix_time
-        models[c, f] = model
-        groups[group_key(model)].append((c, f))
-    return failed
+from ._batch import BatchEvaluation, candidate_refusal, data_refusal
 
 
 class _BatchedSearch:
     """What skdnn's searches add to scikit-learn's: the batched ``fit``.
 
-    A subclass names its candidates with ``_candidates(random_state)``.
+    A subclass names its candidates with ``_candidates(random_state)``, or
+    None where they are drawn only as the search runs (successive halving:
+    each rung's candidates are then checked as they come).
     """
+
+    # Whether every candidate's refit may be trained ahead, in the
+    # cross-validation's batch: not where the search's last candidates are
+    # evaluated on fewer rows than the refit's (successive halving).
+    _refits_may_go_ahead = True
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None, **params):
@@ -166,8 +67,10 @@ class _BatchedSearch:
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Target.
         **params : dict of str -> object
-            Parameters passed to the estimator's ``fit``, the scorer and the
-            splitter; any of them makes the search sequential.
+            Parameters passed to the estimator's ``fit``: its sample weights
+            (``sample_weight``, a Pipeline's ``<last step>__sample_weight``)
+            are batched, as scikit-learn gives them, each fit its training
+            rows' part; any other makes the search sequential.
 
         Returns
         -------
@@ -186,97 +89,117 @@ class _BatchedSearch:
                 print(f"Not batching the search: {reason}. Fitting sequentially.")
             return super().fit(X, y, **params)
         self.batched_ = True
-        return self._fit_batched(X, y, self._candidates(self._random_state()))
+        return self._fit_batched(X, y, params)
 
     def _random_state(self):
         return getattr(self, "random_state", None)
 
-    def _batch_refusal(self, X, y, params, candidates):
-        """Why the search cannot be batched, or None when it can."""
-        name, final = _final_step(self.estimator)
-        if final is None:
-            return (
-                "the estimator is not a DNNClassifier or a DNNRegressor, or a "
-                "Pipeline ending in one"
-            )
-        if params:
-            return f"fit parameters {sorted(params)} are given"
-        if _routing_enabled():
-            return "metadata routing is enabled"
-        if y is None or scipy.sparse.issparse(X):
-            return "X is sparse or y is missing"
-        if getattr(self, "_skl_callbacks", None):
-            return "callbacks are set"
-        prefix = "" if name is None else f"{name}__"
-        for candidate in candidates:
-            others = [k for k in candidate if not k.startswith(prefix)]
-            if name is not None and others:
-                return f"the grid varies {others}, not only the last step's"
-            settings = {k[len(prefix) :]: v for k, v in candidate.items()}
-            if any("__" in k for k in settings):
-                return f"the grid sets nested parameters {sorted(settings)}"
-            reason = batchable_reason(clone(final).set_params(**settings))
-            if reason is not None:
-                return f"a candidate has {reason}"
+    def _candidates(self, random_state):
         return None
 
-    def _fit_batched(self, X, y, candidates):
-        """The batched ``fit``: evaluate every candidate, then pick and refit."""
+    def _batch_refusal(self, X, y, params, candidates):
+        """Why the search cannot be batched, or None when it can."""
+        # The splitter's groups are the search's, not the model's.
+        fit_params = {k: v for k, v in params.items() if k != "groups"}
+        reason = data_refusal(self.estimator, X, y, fit_params)
+        if reason is None and getattr(self, "_skl_callbacks", None):
+            reason = "callbacks are set"
+        for candidate in candidates or ():
+            if reason is None:
+                reason = candidate_refusal(self.estimator, candidate)
+        return reason
+
+    def _fit_batched(self, X, y, params):
+        """The batched ``fit``: evaluate every candidate, then pick and refit.
+
+        scikit-learn's own ``fit``, step by step, with the candidates that
+        the search's ``_run_search`` asks for evaluated in batches.
+        """
         scorers, refit_metric = search_scorers(self)
         X, y = indexable(X, y)
-        splits = self._batched_splits(X, y)
-        base_estimator = clone(self.estimator)
-        if self.verbose > 0:
-            print(
-                f"Fitting {self.n_splits_} folds for each of {len(candidates)} "
-                f"candidates, totalling {len(candidates) * self.n_splits_} fits, "
-                "in batches"
-            )
-        out, refits = self._evaluate_batched(
-            base_estimator, X, y, candidates, splits, scorers
+        params = _check_method_params(X, params=params)
+        fit_params, split_params, score_params = routed_search_params(self, params)
+        self._n_samples_orig = _num_samples(X)
+        self._checked_cv_orig = check_cv(
+            self.cv, y, classifier=is_classifier(self.estimator)
         )
-        if len(out) < 1:
-            raise ValueError(
-                "No fits were performed. Was the CV iterator empty? Were there "
-                "no candidates?"
-            )
-        _warn_or_raise_about_fit_failures(out, self.error_score)
-        if callable(self.scoring):
-            _insert_error_scores(out, self.error_score)
-        results = format_search_results(self, candidates, self.n_splits_, out)
-        first_test_score = out[0]["test_scores"]
-        self.multimetric_ = isinstance(first_test_score, dict)
-        if callable(self.scoring) and self.multimetric_:
-            check_refit_for_multimetric(self, first_test_score)
-            refit_metric = self.refit
+        check_search_input(self, X, y, split_params)
+        self.n_splits_ = self._checked_cv_orig.get_n_splits(X, y, **split_params)
+        base_estimator = clone(self.estimator)
+        evaluation = BatchEvaluation(
+            scorers, error_score=self.error_score,
+            return_train_score=self.return_train_score, verbose=self.verbose,
+            n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch,
+        )  # fmt: skip
+        all_candidates, all_out, all_more = [], [], defaultdict(list)
+        results, refits = {}, {}
 
-        if self.refit or not self.multimetric_:
-            self._select_best(results, refit_metric)
-        if self.refit:
-            trained = refits.get(self.best_index_)
-            if trained is None:
-                self.best_estimator_ = clone(base_estimator).set_params(
-                    **clone(self.best_params_, safe=False)
+        def evaluate_candidates(candidate_params, cv=None, more_results=None,
+                                callback_ctx=None):  # fmt: skip
+            nonlocal results
+            candidates = list(candidate_params)
+            splits = self._batched_splits(
+                cv or self._checked_cv_orig, X, y, split_params
+            )
+            if self.verbose > 0:
+                print(
+                    f"Fitting {self.n_splits_} folds for each of {len(candidates)} "
+                    f"candidates, totalling {len(candidates) * self.n_splits_} "
+                    "fits, in batches"
                 )
-                start = time.time()
-                self.best_estimator_.fit(X, y)
-                self.refit_time_ = time.time() - start
-            else:
-                # Trained ahead, in the cross-validation's batch.
-                self.best_estimator_, self.refit_time_, message = trained
-                if message is not None:
-                    warnings.warn(message, ConvergenceWarning, stacklevel=3)
-            if hasattr(self.best_estimator_, "feature_names_in_"):
-                self.feature_names_in_ = self.best_estimator_.feature_names_in_
+            ahead = self.refit and self._refits_may_go_ahead and cv is None
+            out, ahead = evaluation.evaluate(
+                base_estimator, X, y, candidates, splits, refit=ahead,
+                fit_params=fit_params, score_params=score_params,
+            )  # fmt: skip
+            if len(out) < 1:
+                raise ValueError(
+                    "No fits were performed. Was the CV iterator empty? Were "
+                    "there no candidates?"
+                )
+            _warn_or_raise_about_fit_failures(out, self.error_score)
+            if callable(self.scoring):
+                _insert_error_scores(out, self.error_score)
+            refits.update({len(all_candidates) + c: r for c, r in ahead.items()})
+            all_candidates.extend(candidates)
+            all_out.extend(out)
+            for key, value in (more_results or {}).items():
+                all_more[key].extend(value)
+            results = format_search_results(
+                self, all_candidates, self.n_splits_, all_out, all_more
+            )
+            return results
+
+        root = root_callback_context(self, 1 + (self.refit is not False))
+        self._run_search(evaluate_candidates, callback_ctx=root)
+        self._select_best(results, refit_metric, all_out[0]["test_scores"])
+        if self.refit:
+            self._refit(base_estimator, X, y, fit_params, refits.get(self.best_index_))
         self.scorer_ = scorers_by_name(scorers)
         self.cv_results_ = results
         return self
 
-    def _batched_splits(self, X, y):
-        """The cross-validation's (train, test) splits; sets ``n_splits_``."""
-        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
-        self.n_splits_ = cv.get_n_splits(X, y)
-        splits = list(cv.split(X, y))
+    def _refit(self, base_estimator, X, y, params, trained):
+        """Set ``best_estimator_`` and ``refit_time_``: the refit trained
+        ahead, ``(estimator, seconds, message)``, or with ``fit`` if None."""
+        if trained is None:
+            self.best_estimator_ = clone(base_estimator).set_params(
+                **clone(self.best_params_, safe=False)
+            )
+            start = time.time()
+            self.best_estimator_.fit(X, y, **params)
+            self.refit_time_ = time.time() - start
+        else:
+            # Trained ahead, in the cross-validation's batch.
+            self.best_estimator_, self.refit_time_, message = trained
+            if message is not None:
+                warnings.warn(message, ConvergenceWarning, stacklevel=4)
+        if hasattr(self.best_estimator_, "feature_names_in_"):
+            self.feature_names_in_ = self.best_estimator_.feature_names_in_
+
+    def _batched_splits(self, cv, X, y, split_params):
+        """The cross-validation's (train, test) splits, ``n_splits_`` of them."""
+        splits = list(cv.split(X, y, **split_params))
         if len(splits) != self.n_splits_:
             raise ValueError(
                 "cv.split and cv.get_n_splits return inconsistent results. "
@@ -284,192 +207,22 @@ class _BatchedSearch:
             )
         return splits
 
-    def _select_best(self, results, refit_metric):
-        """Set ``best_index_``, ``best_score_`` and ``best_params_``."""
+    def _select_best(self, results, refit_metric, first_test_score):
+        """Set ``multimetric_``, and where there is a best candidate to pick,
+        ``best_index_``, ``best_score_`` and ``best_params_``, as
+        scikit-learn's search does (``first_test_score`` is the first fit's:
+        a callable scorer tells only then whether it scores several
+        metrics)."""
+        self.multimetric_ = isinstance(first_test_score, dict)
+        if callable(self.scoring) and self.multimetric_:
+            check_refit_for_multimetric(self, first_test_score)
+            refit_metric = self.refit
+        if self.multimetric_ and not self.refit:
+            return
         self.best_index_ = select_best_index(self, refit_metric, results)
         if not callable(self.refit):
             self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
         self.best_params_ = results["params"][self.best_index_]
-
-    def _evaluate_batched(self, base_estimator, X, y, candidates, splits, scorers):
-        """The per-(candidate, fold) dicts that ``_fit_and_score`` would return.
-
-        Also the refits trained ahead (see :meth:`_refits_ahead`), by
-        candidate: ``(estimator, seconds, message)``, the message of the
-        ConvergenceWarning its fit would have issued, or None.
-        """
-        folds = _folds(base_estimator, X, y, splits)
-        pairs = [(c, f) for c in range(len(candidates)) for f in range(len(splits))]
-        fits = ({}, {}, {}, defaultdict(list))
-        models, prepared, fit_times, groups = fits
-        data = {}
-        for f, (_, y_train, _, _, _, Z_train, prefix_time) in enumerate(folds):
-            data[f] = (Z_train, y_train, prefix_time)
-        # Those whose preparation raised: _fit_and_score fits them again and
-        # handles the error as scikit-learn does.
-        sequential = _prepare_models(base_estimator, candidates, pairs, data, fits)
-        ahead = self._refits_ahead(groups, models, prepared, len(y))
-        refit_transformer = None
-        if ahead:
-            # A refit whose preparation raises is refitted with fit, which
-            # raises as scikit-learn's does.
-            refit_transformer, Z, prefix_time = _fit_prefix(base_estimator, X, y)
-            keys, data = [(c, None) for c in ahead], {None: (Z, y, prefix_time)}
-            _prepare_models(base_estimator, candidates, keys, data, fits)
-        diverged, trained_ahead = self._train_groups(
-            groups, models, prepared, fit_times
-        )
-        sequential = set(sequential + diverged)
-        refits = {}
-        for c, (seconds, message) in trained_ahead.items():
-            model = models[c, None]
-            estimator = _assembled(
-                base_estimator, candidates[c], refit_transformer, model
-            )
-            refits[c] = (estimator, seconds, message)
-
-        out = []
-        for c, f in pairs:
-            if (c, f) in sequential:
-                estimator = clone(base_estimator)
-                out.append(
-                    self._sequential_result(
-                        estimator, X, y, candidates[c], splits[f], scorers
-                    )
-                )
-                continue
-            estimator = _assembled(
-                base_estimator, candidates[c], folds[f][4], models[c, f]
-            )
-            out.append(
-                self._batched_result(estimator, folds[f], fit_times[c, f], scorers)
-            )
-        return out, refits
-
-    def _train_groups(self, groups, models, prepared, fit_times):
-        """Train each group of models in one batch.
-
-        Each model's fit time gains its share of its batch's time.
-
-        Returns
-        -------
-        diverged : list of tuple
-            The keys of the models whose loss or weights became infinite or
-            NaN.
-        trained_ahead : dict
-            By candidate, for its refit trained ahead that did not diverge:
-            ``(seconds, message)``, its fit time and the message of the
-            ConvergenceWarning its fit would have issued, or None.
-        """
-        diverged, trained_ahead = [], {}
-        for keys in groups.values():
-            start = time.time()
-            deferred = {i: None for i, (_, f) in enumerate(keys) if f is None}
-            bad_models = train_batched(
-                [models[k] for k in keys], [prepared[k] for k in keys],
-                deferred=deferred,
-            )  # fmt: skip
-            share = (time.time() - start) / len(keys)
-            for i, (k, bad) in enumerate(zip(keys, bad_models, strict=True)):
-                fit_times[k] += share
-                if bad:
-                    diverged.append(k)
-                elif k[1] is None:
-                    trained_ahead[k[0]] = (fit_times[k], deferred[i])
-            if self.verbose > 0:
-                ahead_here = len(deferred)
-                # Each fit's restarts (n_init) are networks of the batch too.
-                n_networks = sum(1 + len(prepared[k].restarts) for k in keys)
-                print(
-                    f"Trained {len(keys)} fits ({n_networks} networks) in one batch"
-                    + (f", {ahead_here} of them refits ahead" if ahead_here else "")
-                    + "."
-                )
-        return diverged, trained_ahead
-
-    def _sequential_result(self, estimator, X, y, candidate, split, scorers):
-        """``_fit_and_score``'s dict for a fit that was not trained in a batch."""
-        train, test = split
-        return _fit_and_score(
-            estimator,
-            X,
-            y,
-            scorer=scorers,
-            train=train,
-            test=test,
-            verbose=self.verbose,
-            parameters=candidate,
-            fit_params=None,
-            score_params=None,
-            return_train_score=self.return_train_score,
-            return_n_test_samples=True,
-            return_times=True,
-            error_score=self.error_score,
-        )
-
-    def _batched_result(self, estimator, fold, fit_time, scorers):
-        """The dict ``_fit_and_score`` would return for a batched fit.
-
-        ``fold`` is the fold's data as :func:`_folds` gives it.
-        """
-        X_train, y_train, X_test, y_test = fold[:4]
-        start = time.time()
-        result = {
-            "fit_error": None,
-            "test_scores": _score(
-                estimator, X_test, y_test, scorers, {}, self.error_score
-            ),
-        }
-        if self.return_train_score:
-            result["train_scores"] = _score(
-                estimator, X_train, y_train, scorers, {}, self.error_score
-            )
-        result["n_test_samples"] = _num_samples(X_test)
-        result["fit_time"] = fit_time
-        result["score_time"] = time.time() - start
-        return result
-
-    def _refits_ahead(self, groups, models, prepared, n_samples):
-        """The candidates whose refit is cheaper trained ahead, in their batch.
-
-        A batch's step costs a fixed overhead (Python, dispatch, the
-        optimizer's call) plus a share per network, which for a small
-        network is a few hundredths of the overhead. So adding every
-        candidate's refit to the cross-validation's batch can cost less than
-        one refit on its own: on W4 (30 fits of a 2-6-4-1 network), 0.06 s
-        against 0.16 s. Per batch, in units of a step's overhead, with each
-        network's share ``r`` estimated from its multiply-adds per step:
-        ahead costs ``S_full (1 + r (M + C))``, after costs ``S_cv (1 + r M)
-        + S_full (1 + r K)``, for ``M`` networks of the fits over ``S_cv``
-        steps, ``C`` of the candidates' refits, ``K`` of one refit (a fit
-        trains ``n_init`` networks) and ``S_full`` steps over the whole data.
-        """
-        if not self.refit:
-            return []
-
-        def batch(model, n_rows):
-            size = resolved(model, "batch_size")
-            return min(200 if size == "auto" else size, n_rows)
-
-        ahead = []
-        for keys in groups.values():
-            candidates = sorted({c for c, _ in keys})
-            S_cv = max(-(-len(prepared[k].X) // batch(models[k], len(prepared[k].X)))
-                       for k in keys)  # fmt: skip
-            S_full = max(-(-n_samples // batch(models[k], n_samples)) for k in keys)
-            rows = max(batch(models[k], n_samples) for k in keys)
-            weights = sum(W.numel() for W in models[keys[0]].module_.weights)
-            # About 1 us a network and 5 multiply-adds a nanosecond, against
-            # about 60 us of overhead a step, measured on the CPU.
-            r = (1.0 + 3 * rows * weights / 5000) / 60.0
-            # Networks, a fit's restarts (n_init) included; a refit has as
-            # many as its candidate's fits.
-            networks = {c: 1 + len(prepared[c, f].restarts) for c, f in keys}
-            M, C = sum(networks[c] for c, _ in keys), sum(networks.values())
-            after = S_cv * (1 + r * M) + S_full * (1 + r * max(networks.values()))
-            if max(S_cv, S_full) * (1 + r * (M + C)) < after:
-                ahead.extend(candidates)
-        return ahead
 
 
 class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
@@ -500,7 +253,10 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
         with the estimator's ``score``, accuracy for a classifier and R^2
         for a regressor.
     n_jobs : int, default=None
-        Used by the sequential search and the sequential fits only.
+        Jobs for the sequential search, or in a batched one for the chunks of
+        its batches (at least ``n_jobs`` chunks, one job each, through
+        joblib's backend: processes, or a Dask cluster's workers) and the
+        fits that are not batched.
     refit : bool, str, or callable, default=True
         As for :class:`sklearn.model_selection.GridSearchCV`. Where it costs
         less, every candidate's refit is trained ahead, in the
@@ -594,7 +350,21 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
       no model's numbers.
     - A model whose loss or weights become infinite or NaN is fitted again
       with ``fit``, which handles divergence, so its results are the
-      sequential ones.
+      sequential ones. A batch that raises is fitted again model by model:
+      a fit that raises on its own records ``error_score`` (or raises, with
+      ``error_score='raise'``) with scikit-learn's FitFailedWarning, and the
+      others' results are the sequential ones.
+    - Memory: a batch whose training would take more than scikit-learn's
+      ``working_memory`` (1024 MiB unless set with
+      :func:`sklearn.set_config` or :func:`sklearn.config_context`) is
+      trained in chunks of models that each take at most that, one after
+      another, or as ``n_jobs`` jobs. Each fold's rows are stored once for
+      all its models (without early stopping, which splits each model's
+      own); each model's epoch of batches is its own.
+    - With ``verbose >= 1`` each batch reports its progress (epochs done,
+      networks still training, time elapsed and left) through a tqdm bar
+      where tqdm is installed (``pip install "skdnn[progress]"``), plain
+      lines otherwise.
 
     - Adam and SGD (with its momentum, Nesterov's and its learning-rate
       schedules) are batched, with or without ``early_stopping``: each
@@ -604,9 +374,9 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
 
     Not batched (the sequential search runs instead): ``solver='lbfgs'``,
     ``verbose`` or ``warm_start`` on the model, grids over earlier
-    Pipeline steps, sparse input, fit parameters (``sample_weight``,
-    ``groups``), metadata routing, and any fold whose preparation fails
-    (then that fit alone is sequential).
+    Pipeline steps, sparse input, fit parameters other than the model's
+    ``sample_weight`` (which is batched), metadata routing, and any fold
+    whose preparation fails (then that fit alone is sequential).
 
     Examples
     --------
@@ -665,7 +435,10 @@ class RandomizedSearchCV(_BatchedSearch, _SklearnRandomizedSearchCV):
         scores with the estimator's ``score``, accuracy for a classifier and
         R^2 for a regressor.
     n_jobs : int, default=None
-        Used by the sequential search and the sequential fits only.
+        Jobs for the sequential search, or in a batched one for the chunks of
+        its batches (at least ``n_jobs`` chunks, one job each, through
+        joblib's backend: processes, or a Dask cluster's workers) and the
+        fits that are not batched.
     refit : bool, str, or callable, default=True
         As for :class:`sklearn.model_selection.RandomizedSearchCV`, and
         trained ahead where that costs less, as for :class:`GridSearchCV`.
@@ -736,6 +509,223 @@ class RandomizedSearchCV(_BatchedSearch, _SklearnRandomizedSearchCV):
         )
 
 
-def _take(data, rows):
-    """Rows of an array, DataFrame or list, as scikit-learn's CV takes them."""
-    return _safe_indexing(data, np.asarray(rows))
+class HalvingGridSearchCV(_BatchedSearch, _SklearnHalvingGridSearchCV):
+    """Successive halving over a grid, training each rung's fits in batches.
+
+    A drop-in for :class:`sklearn.model_selection.HalvingGridSearchCV`
+    (which needs no ``enable_halving_search_cv`` import here), with the
+    same parameters and fitted attributes, and ``batched_``.
+
+    Each rung's candidates are trained on every fold in batches, as
+    :class:`GridSearchCV` trains its candidates (see its Notes): the rung's
+    fits equal scikit-learn's up to rounding, so the same candidates go on
+    to the next rung. A rung's candidates that cannot be batched (a
+    ``solver='lbfgs'`` one, say) are fitted one by one, as scikit-learn's
+    search fits them; the whole search is scikit-learn's where the data
+    cannot be batched (sparse X, fit parameters). The best candidate is
+    refitted on the whole data with ``fit``.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        A :class:`~skdnn.DNNClassifier` or :class:`~skdnn.DNNRegressor`,
+        or a Pipeline ending in one, for the batched search.
+    param_grid : dict or list of dictionaries
+        As for :class:`sklearn.model_selection.HalvingGridSearchCV`.
+    factor : int or float, default=3
+        The proportion of candidates kept at each rung (1 / factor).
+    resource : 'n_samples' or str, default='n_samples'
+        What grows from rung to rung: the training rows, or a parameter of
+        the estimator such as ``'max_iter'``.
+    max_resources : int, default='auto'
+        The most resources a candidate gets.
+    min_resources : {'exhaust', 'smallest'} or int, default='exhaust'
+        The resources of the first rung.
+    aggressive_elimination : bool, default=False
+        Whether to drop candidates at the first rung until few enough remain.
+    cv : int, cross-validation generator or iterable, default=5
+        Must split the same way each time it is asked.
+    scoring : str or callable, default=None
+        One metric; None scores with the estimator's ``score``.
+    refit : bool, default=True
+        Whether to refit the best candidate on the whole data.
+    error_score : 'raise' or numeric, default=np.nan
+        As for :class:`sklearn.model_selection.HalvingGridSearchCV`.
+    return_train_score : bool, default=True
+        Whether to score the training rows too.
+    random_state : int, RandomState instance or None, default=None
+        Draws the rows of the rungs (``resource='n_samples'``).
+    n_jobs : int, default=None
+        Jobs for the chunks of the batches (at least ``n_jobs`` chunks, one
+        job each, through joblib's backend) and the fits that are not
+        batched.
+    verbose : int, default=0
+        Also says what is batched, and if not, why.
+
+    Attributes
+    ----------
+    n_resources_ : list of int
+        Resources of each rung.
+    n_candidates_ : list of int
+        Candidates of each rung.
+    n_remaining_candidates_ : int
+        Candidates left after the last rung.
+    max_resources_, min_resources_ : int
+        The resources of the last and first rungs' bounds.
+    n_possible_iterations_, n_required_iterations_, n_iterations_ : int
+        As scikit-learn's search sets them.
+    cv_results_ : dict of numpy (masked) ndarrays
+        Every rung's candidates, with ``iter`` and ``n_resources``.
+    best_estimator_ : estimator
+        The best candidate of the last rung, refitted on the whole data.
+    best_score_ : float
+        Its mean cross-validated score in the last rung.
+    best_params_ : dict
+        Its parameters.
+    best_index_ : int
+        Its index in ``cv_results_``.
+    scorer_ : function or dict
+        Scorer used on the held-out data.
+    n_splits_ : int
+        Number of cross-validation splits.
+    refit_time_ : float
+        Seconds to refit the best model.
+    multimetric_ : bool
+        False: successive halving scores one metric.
+    batched_ : bool
+        Whether the search ran batched (only some rungs' candidates may
+        have been fitted one by one, see above).
+
+    See Also
+    --------
+    HalvingRandomSearchCV : The same, over sampled candidates.
+    sklearn.model_selection.HalvingGridSearchCV : The sequential search.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_moons
+    >>> from skdnn import DNNClassifier
+    >>> from skdnn.model_selection import HalvingGridSearchCV
+    >>> X, y = make_moons(n_samples=300, noise=0.2, random_state=0)
+    >>> clf = DNNClassifier((8,), batch_size=32, max_iter=20,
+    ...                     learning_rate_init=0.01, random_state=0, device="cpu")
+    >>> grid = {"hidden_layer_sizes": [(4,), (8,), (16, 8)],
+    ...         "dropout": [0.0, 0.2, 0.4]}
+    >>> search = HalvingGridSearchCV(clf, grid, random_state=0).fit(X, y)
+    >>> search.batched_, search.n_candidates_
+    (True, [9, 3, 1])
+    """
+
+    _refits_may_go_ahead = False
+
+
+class HalvingRandomSearchCV(_BatchedSearch, _SklearnHalvingRandomSearchCV):
+    """Successive halving over sampled candidates, each rung's fits in batches.
+
+    A drop-in for :class:`sklearn.model_selection.HalvingRandomSearchCV`:
+    it draws the same candidates as scikit-learn's for the same
+    ``random_state``, and trains them as :class:`HalvingGridSearchCV` does.
+
+    Each rung's candidates are trained on every fold in batches, as
+    :class:`GridSearchCV` trains its candidates (see its Notes): the rung's
+    fits equal scikit-learn's up to rounding, so the same candidates go on
+    to the next rung. A rung's candidates that cannot be batched (a
+    ``solver='lbfgs'`` one, say) are fitted one by one, as scikit-learn's
+    search fits them; the whole search is scikit-learn's where the data
+    cannot be batched (sparse X, fit parameters). The best candidate is
+    refitted on the whole data with ``fit``.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        A :class:`~skdnn.DNNClassifier` or :class:`~skdnn.DNNRegressor`,
+        or a Pipeline ending in one, for the batched search.
+    param_distributions : dict or list of dicts
+        As for :class:`sklearn.model_selection.HalvingRandomSearchCV`.
+    n_candidates : 'exhaust' or int, default='exhaust'
+        Candidates of the first rung.
+    factor : int or float, default=3
+        The proportion of candidates kept at each rung (1 / factor).
+    resource : 'n_samples' or str, default='n_samples'
+        What grows from rung to rung.
+    max_resources : int, default='auto'
+        The most resources a candidate gets.
+    min_resources : {'exhaust', 'smallest'} or int, default='smallest'
+        The resources of the first rung.
+    aggressive_elimination : bool, default=False
+        Whether to drop candidates at the first rung until few enough remain.
+    cv : int, cross-validation generator or iterable, default=5
+        Must split the same way each time it is asked.
+    scoring : str or callable, default=None
+        One metric; None scores with the estimator's ``score``.
+    refit : bool, default=True
+        Whether to refit the best candidate on the whole data.
+    error_score : 'raise' or numeric, default=np.nan
+        As for :class:`sklearn.model_selection.HalvingRandomSearchCV`.
+    return_train_score : bool, default=True
+        Whether to score the training rows too.
+    random_state : int, RandomState instance or None, default=None
+        Draws the candidates and the rows of the rungs.
+    n_jobs : int, default=None
+        Jobs for the chunks of the batches (at least ``n_jobs`` chunks, one
+        job each, through joblib's backend) and the fits that are not
+        batched.
+    verbose : int, default=0
+        Also says what is batched, and if not, why.
+
+    Attributes
+    ----------
+    n_resources_ : list of int
+        Resources of each rung.
+    n_candidates_ : list of int
+        Candidates of each rung.
+    n_remaining_candidates_ : int
+        Candidates left after the last rung.
+    max_resources_, min_resources_ : int
+        The resources of the last and first rungs' bounds.
+    n_possible_iterations_, n_required_iterations_, n_iterations_ : int
+        As scikit-learn's search sets them.
+    cv_results_ : dict of numpy (masked) ndarrays
+        Every rung's candidates, with ``iter`` and ``n_resources``.
+    best_estimator_ : estimator
+        The best candidate of the last rung, refitted on the whole data.
+    best_score_ : float
+        Its mean cross-validated score in the last rung.
+    best_params_ : dict
+        Its parameters.
+    best_index_ : int
+        Its index in ``cv_results_``.
+    scorer_ : function or dict
+        Scorer used on the held-out data.
+    n_splits_ : int
+        Number of cross-validation splits.
+    refit_time_ : float
+        Seconds to refit the best model.
+    multimetric_ : bool
+        False: successive halving scores one metric.
+    batched_ : bool
+        Whether the search ran batched.
+
+    See Also
+    --------
+    HalvingGridSearchCV : The same, over a grid.
+    sklearn.model_selection.HalvingRandomSearchCV : The sequential search.
+
+    Examples
+    --------
+    >>> from scipy.stats import loguniform, uniform
+    >>> from sklearn.datasets import make_moons
+    >>> from skdnn import DNNClassifier
+    >>> from skdnn.model_selection import HalvingRandomSearchCV
+    >>> X, y = make_moons(n_samples=300, noise=0.2, random_state=0)
+    >>> clf = DNNClassifier((8,), batch_size=32, max_iter=20,
+    ...                     learning_rate_init=0.01, random_state=0, device="cpu")
+    >>> space = {"dropout": uniform(0, 0.5), "alpha": loguniform(1e-5, 1e-1)}
+    >>> search = HalvingRandomSearchCV(clf, space, n_candidates=8, random_state=0)
+    >>> search.fit(X, y).batched_
+    True
+    >>> search.n_candidates_[0]
+    8
+    """
+
+    _refits_may_go_ahead = False
