@@ -578,3 +578,23 @@ def test_the_batching_rule_follows_the_step_size_and_threads():
     # Four threads take four times the limit.
     large.set_params(n_threads=4)
     assert batching_refusal(large, fits[large], 20) is None
+
+
+def test_early_stopping_per_network_in_a_validation_curve():
+    # Each fit draws its own validation split and stops on its own score: a
+    # curve over patience stops its networks at different epochs, as
+    # scikit-learn's sequential fits do.
+    X, y = _friedman(300)
+    model = _reg(early_stopping=True, max_iter=60, tol=1e-3)
+    settings = dict(param_name="n_iter_no_change", param_range=[1, 3, 8], cv=3)
+    ours = skdnn.model_selection.validation_curve(model, X, y, **settings)
+    theirs = sklearn_ms.validation_curve(model, X, y, **settings)
+    for a, b in zip(ours, theirs, strict=True):
+        assert_allclose(a, b, rtol=TOL)
+    epochs = {
+        n: _reg(early_stopping=True, max_iter=60, tol=1e-3, n_iter_no_change=n)
+        .fit(X, y)
+        .n_iter_
+        for n in (1, 8)
+    }
+    assert epochs[1] < epochs[8] < 60
