@@ -507,18 +507,21 @@ def test_grid_over_architectures_forms_separate_batches(capsys):
 
 
 @pytest.mark.parametrize(
-    "grid, reason",
+    "grid, batched, said",
     [
-        ({"solver": ["lbfgs", "adam"]}, "solver='lbfgs'"),
-        ({"warm_start": [True]}, "warm_start=True"),
+        # One candidate of two cannot be batched: it alone is sequential.
+        ({"solver": ["lbfgs", "adam"]}, True,
+         "Fitting 1 candidates sequentially: a candidate has solver='lbfgs'"),
+        # None can: the whole search is scikit-learn's.
+        ({"warm_start": [True]}, False, "Not batching the search: a candidate "
+         "has warm_start=True"),
     ],
-)
-def test_unbatchable_grid_falls_back_and_says_so(grid, reason, capsys):
+)  # fmt: skip
+def test_unbatchable_candidates_fall_back_and_say_so(grid, batched, said, capsys):
     X, y = _xor()
     search = GridSearchCV(_clf(), grid, cv=3, verbose=1).fit(X, y)
-    assert not search.batched_
-    printed = capsys.readouterr().out
-    assert "Not batching the search" in printed and reason in printed
+    assert search.batched_ == batched
+    assert said in capsys.readouterr().out
     theirs = _sequential(_clf(), grid, cv=3).fit(X, y)
     assert_allclose(
         search.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"]

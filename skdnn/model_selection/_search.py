@@ -104,9 +104,12 @@ class _BatchedSearch:
         reason = data_refusal(self.estimator, X, y, fit_params)
         if reason is None and getattr(self, "_skl_callbacks", None):
             reason = "callbacks are set"
-        for candidate in candidates or ():
-            if reason is None:
-                reason = candidate_refusal(self.estimator, candidate)
+        if reason is None and candidates:
+            # Candidates that cannot be batched are fitted one by one, the
+            # others batched; where none can be, the search is sequential.
+            reasons = [candidate_refusal(self.estimator, c) for c in candidates]
+            if all(reasons):
+                reason = reasons[0]
         return reason
 
     def _fit_batched(self, X, y, params):
@@ -372,11 +375,13 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
       on its own validation score (accuracy, or a regressor's R^2) with its
       own best weights.
 
-    Not batched (the sequential search runs instead): ``solver='lbfgs'``,
-    ``verbose`` or ``warm_start`` on the model, grids over earlier
-    Pipeline steps, sparse input, fit parameters other than the model's
-    ``sample_weight`` (which is batched), metadata routing, and any fold
-    whose preparation fails (then that fit alone is sequential).
+    Not batched: candidates with ``solver='lbfgs'``, ``verbose`` or
+    ``warm_start`` on the model, or that replace a Pipeline's model, are
+    fitted one by one as scikit-learn's search fits them, the others
+    batched (the whole search is sequential where no candidate can be
+    batched); sparse input, fit parameters other than the model's
+    ``sample_weight`` (which is batched) and metadata routing make the
+    search scikit-learn's; a fold whose preparation fails is fitted alone.
 
     Examples
     --------
