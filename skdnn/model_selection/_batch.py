@@ -295,7 +295,8 @@ def _train_chunk(models, prepared, ahead, label=None):
         )  # fmt: skip
     try:
         bad = train_batched(models, prepared, deferred=deferred, on_epoch=progress)
-    except Exception as error:  # noqa: BLE001 (each model is fitted again)
+    except Exception as error:
+        # Returned, not raised: the caller fits each model again on its own.
         return None, None, None, None, error
     return models, bad, deferred, time.time() - start, None
 
@@ -319,7 +320,8 @@ class BatchEvaluation:
     verbose : int
         Says what is batched and what is not, and why.
     n_jobs, pre_dispatch
-        joblib's, for the fits that are not batched.
+        joblib's, for the chunks of the batches (at least ``n_jobs`` of
+        them) and the fits that are not batched.
     return_estimator : bool
         Whether each result holds its fitted estimator.
     max_memory : int, default=None
