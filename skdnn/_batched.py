@@ -447,7 +447,7 @@ def _train_restarts(estimators, prepared, *, numpy_products=None, log=None,
     models = [model for _, model, _ in members]
     fits = [fit for _, _, fit in members]
     # A fit's restarts share its rows, so its batch size (and its warning).
-    n_rows = np.array([len(fit.X) for fit in prepared])
+    n_rows = np.array([fit.X.shape[0] for fit in prepared])
     trainer = Trainer(
         [stacked_model(model) for model in models],
         fits,

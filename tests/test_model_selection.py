@@ -167,15 +167,39 @@ def test_halving_search_batches_each_rung_and_says_what_it_cannot(capsys):
     assert search.batched_ and len(search.n_candidates_) >= 2
 
 
-def test_halving_search_falls_back_whole_on_sparse_input(capsys):
+@pytest.mark.parametrize(
+    "name, settings",
+    [
+        ("HalvingGridSearchCV", {"random_state": 0}),
+        ("GridSearchCV", {}),
+    ],
+)
+def test_sparse_input_is_batched(name, settings):
+    # Each network multiplies its own CSR rows (scipy's products, one per
+    # network and step) inside the batch: scikit-learn's results.
     import scipy.sparse
 
+    rng = np.random.RandomState(0)
+    X = scipy.sparse.random(240, 40, density=0.1, random_state=rng, format="csr")
+    y = np.where(X[:, :20].sum(axis=1).A.ravel() > X[:, 20:].sum(axis=1).A.ravel(),
+                 "left", "right")  # fmt: skip
+    model = _clf(early_stopping=True, max_iter=30, dropout=0.1)
+    grid = {"alpha": [1e-4, 1e-2, 1.0], "learning_rate_init": [0.01, 0.03]}
+    ours = getattr(skdnn.model_selection, name)(model, grid, **settings).fit(X, y)
+    theirs = getattr(sklearn_ms, name)(model, grid, **settings).fit(X, y)
+    assert ours.batched_
+    _assert_same_results(ours.cv_results_, theirs.cv_results_)
+    assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+def test_halving_search_falls_back_whole_under_metadata_routing(capsys):
     X, y = _xor()
-    search = skdnn.model_selection.HalvingGridSearchCV(
-        _clf(), {"alpha": [1e-4, 1e-2]}, random_state=0, verbose=1
-    ).fit(scipy.sparse.csr_matrix(X), y)
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = skdnn.model_selection.HalvingGridSearchCV(
+            _clf(), {"alpha": [1e-4, 1e-2]}, random_state=0, verbose=1
+        ).fit(X, y)
     assert not search.batched_
-    assert "Not batching the search: X is sparse" in capsys.readouterr().out
+    assert "Not batching the search: metadata routing" in capsys.readouterr().out
     assert hasattr(search, "best_estimator_")
 
 

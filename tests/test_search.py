@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse
 import sklearn.model_selection
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
@@ -1059,3 +1060,26 @@ def test_a_stopped_model_draws_no_more_masks():
     masks.draw(np.array([True, True]))
     # Model 1 drew its second epoch's masks only now: model 0's of before.
     assert torch.equal(mask[:, 1], second)
+
+
+@pytest.mark.parametrize("shared_rows", [False, True])
+def test_batched_sparse_fits_equal_sequential_fits(shared_rows):
+    # Each network multiplies its own CSR rows in the batch; models given the
+    # same sparse X (a fold's candidates) store it once.
+    X = scipy.sparse.random(200, 30, density=0.1, random_state=0, format="csr")
+    sums = np.asarray(X.sum(axis=1)).ravel()
+    y = (sums > np.median(sums)).astype(int)
+    rows = [np.arange(0, 120), np.arange(30, 143), np.arange(5, 200, 2)]
+    if shared_rows:
+        rows = [rows[0]] * 3
+    models = [_clf(dropout=0.2), _clf(alpha=2e-3, dropout=0.0), _clf(dropout=0.1)]
+    if shared_rows:
+        data = (X[rows[0]], y[rows[0]])
+        prepared = [prepare_fit(m, *data) for m in models]
+    else:
+        prepared = [
+            prepare_fit(m, X[r], y[r]) for m, r in zip(models, rows, strict=True)
+        ]
+    assert not train_batched(models, prepared).any()
+    for model, r in zip(models, rows, strict=True):
+        _assert_same_fit(model, clone(model).fit(X[r], y[r]))

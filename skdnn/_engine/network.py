@@ -93,8 +93,9 @@ class _StepViews(NamedTuple):
     logits: torch.Tensor
     logits_np: np.ndarray | None
     squared_norm: torch.Tensor
-    # For sparse input: a holder of the step's rows, a scipy CSR matrix
-    # (batch, n_features) that each epoch puts in (see sparse_input).
+    # For sparse input: a holder of the step's rows, one scipy CSR matrix
+    # (batch, n_features) per model, that each epoch puts in (see
+    # sparse_input).
     X_sparse: list | None = None
 
 
@@ -144,7 +145,7 @@ class _Workspace:
         One fit's own flat parameter and gradient to train in place (one
         model); None makes new buffers.
     sparse_input : bool, default=False
-        Whether the data is a scipy sparse matrix (one model on the CPU):
+        Whether the data is a scipy sparse matrix (on the CPU):
         the first layer's products then go through scipy on each step's
         CSR rows (``_StepViews.X_sparse``), at a cost that grows with the
         stored values, not with the features. On S1 of
@@ -389,9 +390,9 @@ def _forward(ws, views):
     for i in range(last + 1):
         out = ws.outputs[i] if i < last else views.logits
         if i == 0 and ws.sparse_input:
-            # One model: its rows times W + b, written feature-major.
-            rows = views.X_sparse[0] @ ws.first_weights[0].numpy()
-            out[0].copy_(torch.from_numpy(rows).T)
+            # Each model's CSR rows times its W, then + b, feature-major.
+            for m, X_m in enumerate(views.X_sparse):
+                out[m].copy_(torch.from_numpy(X_m @ ws.first_weights[m].numpy()).T)
             out.add_(ws.bias_columns[0])
         elif numpy_products:
             np.matmul(ws.weights_T_np[i], h_np, out=ws.outputs_np[i] if i < last
@@ -427,10 +428,11 @@ def _backward(ws, views, delta):
     last, masks, numpy_products = ws.last, views.masks, ws.numpy_products
     for i in range(last, -1, -1):
         if i == 0 and ws.sparse_input:
-            # X.T @ delta.T: scipy's product of the rows' transpose (a CSC
-            # view, no copy) with the feature-major error, transposed.
-            grad = views.X_sparse[0].T @ delta[0].T.numpy()
-            ws.grad_weights[0][0].copy_(torch.from_numpy(grad))
+            # X.T @ delta.T per model: scipy's product of the rows' transpose
+            # (a CSC view, no copy) with the feature-major error, transposed.
+            for m, X_m in enumerate(views.X_sparse):
+                grad = X_m.T @ delta[m].T.numpy()
+                ws.grad_weights[0][m].copy_(torch.from_numpy(grad))
         elif numpy_products:
             np.matmul(
                 ws.inputs_np[i - 1] if i else views.X_T_np,

@@ -337,11 +337,12 @@ class Trainer:
         self.n_rows = n_rows = np.array([p.X.shape[0] for p in prepared])
         self.X_sparse = self.X_all = self.x_shift = None
         if scipy.sparse.issparse(prepared[0].X):
-            # One model on the CPU: its CSR rows, in the parameters' dtype.
-            if len(prepared) > 1 or not multiplies_sparse(device):
-                raise ValueError("Sparse X trains one model, on the CPU.")
+            # On the CPU: the models' CSR rows, in the parameters' dtype.
+            if not multiplies_sparse(device):
+                raise ValueError("Sparse X trains on the CPU.")
             numpy_dtype = torch.empty(0, dtype=dtype).numpy().dtype
-            self.X_sparse = scipy.sparse.csr_matrix(prepared[0].X, dtype=numpy_dtype)
+            X_all = prepared[0].X if len(prepared) == 1 else self._shared_rows(prepared)
+            self.X_sparse = scipy.sparse.csr_matrix(X_all, dtype=numpy_dtype)
             self.n_features = self.X_sparse.shape[1]
         else:
             # One model's rows are read in place (fit's X is not written to).
@@ -380,6 +381,8 @@ class Trainer:
             shift[m] = starts[id(p.X)] - offsets[m]
         if len(blocks) < len(prepared):
             self.x_shift = shift
+        if scipy.sparse.issparse(blocks[0]):
+            return scipy.sparse.vstack(blocks, format="csr")
         return np.concatenate(blocks)
 
     def _allocate_epoch(self, grid):
@@ -413,7 +416,8 @@ class Trainer:
         ws, S = self.ws, self.X_epoch.shape[0]
         n_features = self.X_epoch.shape[3]
         X_T = self.X_epoch.transpose(2, 3)
-        sparse = [[None] for _ in range(S)] if self.X_sparse is not None else None
+        M = self.X_epoch.shape[1]
+        sparse = [[None] * M for _ in range(S)] if self.X_sparse is not None else None
         self.sparse_batches = sparse
         if ws.forward_by_rows[0]:
             X_rows = [X_T[:, :, k : k + 1].unbind(0) for k in range(n_features)]
@@ -533,25 +537,32 @@ class Trainer:
     def _take_epoch(self, rows):
         """Put the epoch's rows (a grid of :func:`epoch_rows`) in its data
         and targets; for sparse X, each step's CSR rows in its holder."""
-        if self.X_sparse is None and self.x_shift is not None:
+        x_rows = rows.reshape(-1)
+        if self.x_shift is not None:
             # Shared X: its rows are the targets' shifted by each model's.
             x_rows = (rows + self.x_shift[None, :, None]).reshape(-1)
             # Padding slots hold another model's row, shifted maybe out of
             # range: any row in range does (padding has no weight).
-            np.clip(x_rows, 0, self.X_all.shape[0] - 1, out=x_rows)
-            _take_rows(x_rows, ((self.X_all, self.X_epoch),))
-            _take_rows(rows.reshape(-1), ((self.target_all, self.t_epoch),))
-            return
+            n_rows = (self.X_all if self.X_sparse is None else self.X_sparse).shape[0]
+            np.clip(x_rows, 0, n_rows - 1, out=x_rows)
         rows = rows.reshape(-1)
         if self.X_sparse is None:
-            pairs = ((self.X_all, self.X_epoch), (self.target_all, self.t_epoch))
-            _take_rows(rows, pairs)
+            if self.x_shift is None:
+                pairs = ((self.X_all, self.X_epoch), (self.target_all, self.t_epoch))
+                _take_rows(rows, pairs)
+            else:
+                _take_rows(x_rows, ((self.X_all, self.X_epoch),))
+                _take_rows(rows, ((self.target_all, self.t_epoch),))
             return
         _take_rows(rows, ((self.target_all, self.t_epoch),))
-        # One model: step s is rows s * B to (s + 1) * B, padding included.
-        X, B = self.X_sparse[rows], self.X_epoch.shape[2]
+        # Model m's step s is rows (s M + m) B to (s M + m + 1) B of the
+        # grid, padding included.
+        S, M, B = self.X_epoch.shape[:3]
+        X = self.X_sparse[x_rows]
         for s, holder in enumerate(self.sparse_batches):
-            holder[0] = X[s * B : (s + 1) * B]
+            for m in range(M):
+                start = (s * M + m) * B
+                holder[m] = X[start : start + B]
 
     def set_learning_rates(self, rates):
         """Each model's learning rate for the next steps (SGD's schedules).

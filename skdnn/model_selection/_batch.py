@@ -40,6 +40,7 @@ from .._compat import (
     _score,
 )
 from .._defaults import resolved
+from .._device import resolve_device
 from ._progress import BatchProgress
 
 
@@ -215,7 +216,7 @@ def data_refusal(estimator, X, y, params):
 
     What no candidate's parameters change: the estimator's kind, the fit
     parameters (the model's sample weights alone are batched), metadata
-    routing, sparse X, a missing y.
+    routing, a missing y, sparse X off the CPU.
     """
     name, final = _final_step(estimator)
     if final is None:
@@ -228,8 +229,11 @@ def data_refusal(estimator, X, y, params):
         return f"fit parameters {others} are given"
     if _routing_enabled():
         return "metadata routing is enabled"
-    if y is None or scipy.sparse.issparse(X):
-        return "X is sparse or y is missing"
+    if y is None:
+        return "y is missing"
+    if scipy.sparse.issparse(X) and resolve_device(final.device).type != "cpu":
+        # The batched trainer multiplies sparse rows with scipy, on the CPU.
+        return "X is sparse and the model's device is not the CPU"
     return None
 
 
@@ -591,8 +595,8 @@ class BatchEvaluation:
             if batching_refusal(models[keys[0]], prepared[keys[0]], len(keys)):
                 continue  # trained one by one: a refit ahead is one more fit
             candidates = sorted({c for c, _ in keys})
-            S_cv = max(-(-len(prepared[k].X) // batch(models[k], len(prepared[k].X)))
-                       for k in keys)  # fmt: skip
+            rows_cv = {k: prepared[k].X.shape[0] for k in keys}
+            S_cv = max(-(-rows_cv[k] // batch(models[k], rows_cv[k])) for k in keys)
             S_full = max(-(-n_samples // batch(models[k], n_samples)) for k in keys)
             rows = max(batch(models[k], n_samples) for k in keys)
             weights = sum(W.numel() for W in models[keys[0]].module_.weights)

@@ -379,9 +379,11 @@ class GridSearchCV(_BatchedSearch, _SklearnGridSearchCV):
     ``warm_start`` on the model, or that replace a Pipeline's model, are
     fitted one by one as scikit-learn's search fits them, the others
     batched (the whole search is sequential where no candidate can be
-    batched); sparse input, fit parameters other than the model's
-    ``sample_weight`` (which is batched) and metadata routing make the
-    search scikit-learn's; a fold whose preparation fails is fitted alone.
+    batched); fit parameters other than the model's ``sample_weight``
+    (which is batched), metadata routing and sparse input off the CPU make
+    the search scikit-learn's; a fold whose preparation fails is fitted
+    alone. Sparse input on the CPU is batched: each network multiplies its
+    own CSR rows with scipy, within the batch.
 
     Examples
     --------
@@ -527,7 +529,7 @@ class HalvingGridSearchCV(_BatchedSearch, _SklearnHalvingGridSearchCV):
     to the next rung. A rung's candidates that cannot be batched (a
     ``solver='lbfgs'`` one, say) are fitted one by one, as scikit-learn's
     search fits them; the whole search is scikit-learn's where the data
-    cannot be batched (sparse X, fit parameters). The best candidate is
+    cannot be batched (fit parameters, metadata routing). The best candidate is
     refitted on the whole data with ``fit``.
 
     Parameters
@@ -637,7 +639,7 @@ class HalvingRandomSearchCV(_BatchedSearch, _SklearnHalvingRandomSearchCV):
     to the next rung. A rung's candidates that cannot be batched (a
     ``solver='lbfgs'`` one, say) are fitted one by one, as scikit-learn's
     search fits them; the whole search is scikit-learn's where the data
-    cannot be batched (sparse X, fit parameters). The best candidate is
+    cannot be batched (fit parameters, metadata routing). The best candidate is
     refitted on the whole data with ``fit``.
 
     Parameters

@@ -94,8 +94,9 @@ def cross_validate(
     Pipeline ending in one, the folds' fits are trained together as
     :class:`~skdnn.model_selection.GridSearchCV` trains a candidate's (see
     its Notes): each equals its own ``fit`` up to rounding. Otherwise, and
-    with ``params``, metadata routing or sparse X, this is scikit-learn's
-    function (said when ``verbose`` is set).
+    with fit parameters other than sample weights, metadata routing or
+    sparse X off the CPU, this is scikit-learn's function (said when
+    ``verbose`` is set).
 
     Parameters
     ----------
