@@ -35,6 +35,7 @@ from ._engine.trainer import StackedModel, Trainer, uses_numpy_products
 from ._engine.validation import StackedValidation
 from ._network import flatten_parameters
 from ._training import (
+    batch_rows,
     clipped_batch_size,
     load_adam_state,
     make_optimizer,
@@ -59,6 +60,12 @@ def batchable_reason(estimator):
     return None
 
 
+def step_rows(estimator, n_rows):
+    """The rows of a step of the estimator's fit on ``n_rows`` rows: its
+    batch size, resolved and clipped as ``fit`` clips it (no warning)."""
+    return batch_rows(resolved(estimator, "batch_size"), n_rows)
+
+
 def training_bytes(estimator, fit):
     """The memory a prepared fit takes to train in a batch, in bytes.
 
@@ -77,8 +84,7 @@ def training_bytes(estimator, fit):
     itemsize = module.weights[0].element_size()
     n_rows, n_features = X.shape
     widths = [W.shape[1] for W in module.weights]
-    size = resolved(estimator, "batch_size")
-    batch = max(1, min(200 if size == "auto" else size, n_rows))
+    batch = step_rows(estimator, n_rows)
     padded = -(-n_rows // batch) * batch
     n_outputs, n_parameters = widths[-1], sum(W.numel() for W in module.weights)
     # The epoch's grid: data, targets (int64 labels at most), logits, two
@@ -115,9 +121,9 @@ def batching_refusal(estimator, fit, n_models):
     """
     if estimator.device_.type != "cpu":
         return None
-    size = resolved(estimator, "batch_size")
-    batch = max(1, min(200 if size == "auto" else size, fit.X.shape[0]))
-    macs = batch * sum(W.numel() for W in estimator.module_.weights)
+    macs = step_rows(estimator, fit.X.shape[0]) * sum(
+        W.numel() for W in estimator.module_.weights
+    )
     threads = n_threads_for(
         estimator.n_threads, device=estimator.device_, macs_per_step=n_models * macs
     )

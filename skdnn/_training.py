@@ -130,18 +130,22 @@ def _target_columns(loss, target):
     return target.unsqueeze(1) if loss.index_target else target
 
 
-def clipped_batch_size(batch_size, n_samples, *, stacklevel):
+def batch_rows(batch_size, n_samples):
     """The batch size a fit uses: ``batch_size`` ('auto': 200) clipped to
-    ``n_samples``, warning (at ``stacklevel`` from the caller) where it is."""
-    if batch_size == "auto":
-        return min(200, n_samples)
-    if batch_size > n_samples:
+    ``n_samples``."""
+    return min(200 if batch_size == "auto" else batch_size, n_samples)
+
+
+def clipped_batch_size(batch_size, n_samples, *, stacklevel):
+    """:func:`batch_rows`, warning (at ``stacklevel`` from the caller) where
+    an explicit ``batch_size`` is clipped."""
+    if batch_size != "auto" and batch_size > n_samples:
         warnings.warn(
             f"Got batch_size={batch_size} larger than the number of "
             f"training samples ({n_samples}); it is clipped to {n_samples}.",
             stacklevel=stacklevel + 1,
         )
-    return min(batch_size, n_samples)
+    return batch_rows(batch_size, n_samples)
 
 
 def max_iter_message(max_iter):

@@ -58,7 +58,7 @@ def batch_layout(n_rows, batch):
         its epoch, when ``j < batch[m]`` and that position exists.
     """
     n_rows, batch = np.asarray(n_rows), np.asarray(batch)
-    offsets = np.concatenate([[0], np.cumsum(n_rows)[:-1]])
+    offsets = model_offsets(n_rows)
     S, B = int((-(-n_rows // batch)).max()), int(batch.max())
     slot = np.arange(B)[None, None, :]
     position = np.arange(S)[:, None, None] * batch[None, :, None] + slot
@@ -102,10 +102,14 @@ def epoch_rows(orders, layout, *, out=None, offsets=None):
     return np.take(rows, source, out=out, mode="clip")
 
 
+def model_offsets(n_rows):
+    """Each model's first row in the models' rows one after another."""
+    return np.concatenate([[0], np.cumsum(n_rows)[:-1]]).astype(np.int64)
+
+
 def row_offsets(n_rows):
     """Each row's model's offset in the models' rows one after another."""
-    n_rows = np.asarray(n_rows)
-    return np.repeat(np.concatenate([[0], np.cumsum(n_rows)[:-1]]), n_rows)
+    return np.repeat(model_offsets(n_rows), n_rows)
 
 
 def checked_learning_rates(solver, current, rates):
@@ -372,7 +376,7 @@ class Trainer:
         """The models' distinct X arrays one after another; sets ``x_shift``
         (None where no two models share an X)."""
         starts, blocks, shift, total = {}, [], np.empty(len(prepared), np.int64), 0
-        offsets = np.concatenate([[0], np.cumsum(self.n_rows)[:-1]])
+        offsets = model_offsets(self.n_rows)
         for m, p in enumerate(prepared):
             if id(p.X) not in starts:
                 starts[id(p.X)] = total
@@ -537,15 +541,15 @@ class Trainer:
     def _take_epoch(self, rows):
         """Put the epoch's rows (a grid of :func:`epoch_rows`) in its data
         and targets; for sparse X, each step's CSR rows in its holder."""
-        x_rows = rows.reshape(-1)
+        grid, rows = rows, rows.reshape(-1)
+        x_rows = rows
         if self.x_shift is not None:
             # Shared X: its rows are the targets' shifted by each model's.
-            x_rows = (rows + self.x_shift[None, :, None]).reshape(-1)
+            x_rows = (grid + self.x_shift[None, :, None]).reshape(-1)
             # Padding slots hold another model's row, shifted maybe out of
             # range: any row in range does (padding has no weight).
             n_rows = (self.X_all if self.X_sparse is None else self.X_sparse).shape[0]
             np.clip(x_rows, 0, n_rows - 1, out=x_rows)
-        rows = rows.reshape(-1)
         if self.X_sparse is None:
             if self.x_shift is None:
                 pairs = ((self.X_all, self.X_epoch), (self.target_all, self.t_epoch))

@@ -25,6 +25,7 @@ from .._batched import (
     group_key,
     memory_chunks,
     prepare_fit,
+    step_rows,
     train_batched,
     training_bytes,
 )
@@ -39,7 +40,6 @@ from .._compat import (
     _safe_indexing,
     _score,
 )
-from .._defaults import resolved
 from .._device import resolve_device
 from ._progress import BatchProgress
 
@@ -67,7 +67,7 @@ def _fit_prefix(base_estimator, settings, X_fit, y_fit):
     if name is None:
         return None, X_fit, 0.0
     pipeline = clone(base_estimator).set_params(**clone(settings, safe=False))
-    transformer = clone(pipeline[:-1])
+    transformer = pipeline[:-1]
     start = time.time()
     Z = transformer.fit_transform(X_fit, y_fit)
     return transformer, Z, time.time() - start
@@ -178,13 +178,14 @@ def _prepare_models(base_estimator, candidates, keys, prefixes, fits):
     name, _ = _final_step(base_estimator)
     data, setting_of, failed = prefixes
     failed = list(failed)
+    skipped = set(failed)
     models, prepared, fit_times, groups = fits
     # Each fold's data is checked once, for its first candidate; each other
     # candidate checks what its own parameters require of the targets
     # (BaseDNN._check_target_values: a Poisson loss's y >= 0).
     checked = {}
     for c, f in keys:
-        if (c, f) in failed:
+        if (c, f) in skipped:
             continue
         Z, y_fit, prefix_time, weight, _ = data[setting_of[c], f]
         _, settings = _split_settings(base_estimator, candidates[c])
@@ -410,12 +411,15 @@ class BatchEvaluation:
         results = dict(zip(alone, self._sequential_results(
             base_estimator, X, y, candidates, splits, alone, fit_params,
             score_params), strict=True))  # fmt: skip
+        # The scorers' parameters of each fold's rows, sliced once a fold.
+        row_params = {
+            f: _row_params(X, score_params, splits[f]) for f in folds if f is not None
+        }
         for c, f in pairs:
             if (c, f) not in sequential:
                 results[c, f] = self._batched_result(
-                    assembled(c, f), folds[f], fit_times[c, f],
-                    _row_params(X, score_params, splits[f]),
-                )  # fmt: skip
+                    assembled(c, f), folds[f], fit_times[c, f], row_params[f]
+                )
         return [results[k] for k in pairs], refits
 
     def _refused(self, base_estimator, candidates, pairs):
@@ -585,20 +589,15 @@ class BatchEvaluation:
         steps, ``C`` of the candidates' refits, ``K`` of one refit (a fit
         trains ``n_init`` networks) and ``S_full`` steps over the whole data.
         """
-
-        def batch(model, n_rows):
-            size = resolved(model, "batch_size")
-            return min(200 if size == "auto" else size, n_rows)
-
         ahead = []
         for keys in groups.values():
             if batching_refusal(models[keys[0]], prepared[keys[0]], len(keys)):
                 continue  # trained one by one: a refit ahead is one more fit
             candidates = sorted({c for c, _ in keys})
             rows_cv = {k: prepared[k].X.shape[0] for k in keys}
-            S_cv = max(-(-rows_cv[k] // batch(models[k], rows_cv[k])) for k in keys)
-            S_full = max(-(-n_samples // batch(models[k], n_samples)) for k in keys)
-            rows = max(batch(models[k], n_samples) for k in keys)
+            S_cv = max(-(-rows_cv[k] // step_rows(models[k], rows_cv[k])) for k in keys)
+            S_full = max(-(-n_samples // step_rows(models[k], n_samples)) for k in keys)
+            rows = max(step_rows(models[k], n_samples) for k in keys)
             weights = sum(W.numel() for W in models[keys[0]].module_.weights)
             # About 1 us a network and 5 multiply-adds a nanosecond, against
             # about 60 us of overhead a step, measured on the CPU.
