@@ -7,6 +7,11 @@ from hypothesis import settings
 
 import skdnn._base
 
+# The Playground's page in a real browser is tox's "browser" environment
+# (`tox -e browser`, which .ci/run runs): it needs Chromium and Playwright,
+# which the main suite's environments do not install.
+collect_ignore = ["browser"]
+
 # The tests fit many tiny networks; on 2 cores torch's thread pool costs more in
 # synchronisation than it gains, so one thread makes the suite much faster.
 torch.set_num_threads(1)

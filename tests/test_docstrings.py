@@ -10,6 +10,7 @@ import skdnn.datasets
 import skdnn.inspection
 import skdnn.io
 import skdnn.model_selection
+import skdnn.playground
 
 PUBLIC_MODULES = [
     skdnn,
@@ -17,6 +18,7 @@ PUBLIC_MODULES = [
     skdnn.inspection,
     skdnn.io,
     skdnn.model_selection,
+    skdnn.playground,
 ]
 
 # numpydoc's checks that scikit-learn also leaves out: a See Also section and
