@@ -557,3 +557,10 @@ def test_choices_cover_the_tensorflow_playgrounds_menus():
     assert CHOICES["dataset"]["regression"] == ["plane", "multigauss"]
     assert set(CHOICES["activation"]) == {"relu", "tanh", "sigmoid", "linear"}
     assert list(FEATURES) == CHOICES["features"] and len(FEATURES) == 7
+
+
+def test_command_without_its_extra_says_what_to_install(monkeypatch, capsys):
+    # ``import uvicorn`` fails where the extra is not installed.
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    assert main(["--no-browser"]) == 1
+    assert 'pip install "skdnn[playground]"' in capsys.readouterr().err
