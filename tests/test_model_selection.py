@@ -51,30 +51,23 @@ def _xor(n_samples=240, seed=0):
     return X, np.where(X[:, 0] * X[:, 1] > 0, "same", "other")
 
 
+# The small, quick network every test here starts from.
+_SETTINGS = dict(
+    batch_size=32,
+    max_iter=12,
+    learning_rate_init=0.03,
+    dropout=0.0,
+    random_state=0,
+    device="cpu",
+)
+
+
 def _clf(**params):
-    settings = dict(
-        hidden_layer_sizes=(6,),
-        batch_size=32,
-        max_iter=12,
-        learning_rate_init=0.03,
-        dropout=0.0,
-        random_state=0,
-        device="cpu",
-    )
-    return DNNClassifier(**{**settings, **params})
+    return DNNClassifier(**{"hidden_layer_sizes": (6,), **_SETTINGS, **params})
 
 
 def _reg(**params):
-    settings = dict(
-        hidden_layer_sizes=(8,),
-        batch_size=32,
-        max_iter=12,
-        learning_rate_init=0.03,
-        dropout=0.0,
-        random_state=0,
-        device="cpu",
-    )
-    return DNNRegressor(**{**settings, **params})
+    return DNNRegressor(**{"hidden_layer_sizes": (8,), **_SETTINGS, **params})
 
 
 def _friedman(n_samples=200):

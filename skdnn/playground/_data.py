@@ -74,8 +74,6 @@ def make_dataset(state):
     """The points and labels or targets of a toy data set."""
     function = GENERATORS[state["dataset"]][0]
     n_samples = N_SAMPLES[state["problem"]]
-    if function is _gauss:
-        return _gauss(n_samples, state["noise"] / 100, state["seed"])
     return function(n_samples, noise=state["noise"] / 100, random_state=state["seed"])
 
 

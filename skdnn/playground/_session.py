@@ -79,7 +79,6 @@ def network_params(state, epochs=1):
     if state["problem"] == "regression":
         # The toy targets lie in [-1, 1]; a CSV file's may be anywhere.
         params.update(early_stopping=False, target_scaling=state["dataset"] == "csv")
-        return params
     return params
 
 
@@ -179,7 +178,6 @@ class Session:
         # Everything is checked: only now does the tab's network change.
         self.state, self.pipeline, self.domain = state, pipeline, domain
         self.data_table = self.table if state["dataset"] == "csv" else None
-        self.X, self.y = X, y
         self.X_train_raw, self.X_test_raw, self.y_train, self.y_test = split
         self.X_train, self.X_test = X_train, preprocess.transform(split[1])
         self.classifier = state["problem"] == "classification"
@@ -191,12 +189,11 @@ class Session:
             self.scale = max(float(np.abs(y).max()), 1e-12)
         self.grid_neurons = preprocess.transform(_grid(domain, NEURON_RESOLUTION))
         self.grid_output = preprocess.transform(_grid(domain, OUTPUT_RESOLUTION))
-        self.inputs = _grid(domain, NEURON_RESOLUTION)
         self.epoch = 0
         self.history = []
         self._initialise()
-        self.history.append([0, *self._losses()])
-        frame = self.frame()
+        self._evaluate()
+        frame = self.frame(list(self.history))
         frame.update(state=state, points=self._points(), domain=self._domain())
         if self.classifier:
             frame["classes"] = [str(c) for c in self.classes]
@@ -225,11 +222,9 @@ class Session:
             )
         for _ in range(epochs):
             self._epoch()
-        frame = self.frame()
         # The page keeps the history: a step sends only its own epochs', so
         # that a long training's frames do not grow.
-        frame["history"] = self.history[-epochs:]
-        return frame
+        return self.frame(self.history[-epochs:])
 
     def _epoch(self):
         network = self.network
@@ -237,43 +232,42 @@ class Session:
             warnings.simplefilter("ignore", ConvergenceWarning)
             network.partial_fit(self.X_train, self.y_train)
         self.epoch += 1
-        self.history.append([self.epoch, *self._losses()])
+        self._evaluate()
 
-    def _losses(self):
+    def _evaluate(self):
+        """The epoch's losses (into the history) and scores, from one
+        prediction of each set."""
         network = self.network
-        losses = []
-        for X, y in ((self.X_train, self.y_train), (self.X_test, self.y_test)):
-            if len(y) == 0:
-                losses.append(None)
-            elif self.classifier:
-                proba = network.predict_proba(X)
-                losses.append(_finite(log_loss(y, proba, labels=self.classes)))
-            else:
-                losses.append(_finite(mean_squared_error(y, network.predict(X))))
-        return losses
-
-    def _scores(self):
-        network, scores = self.network, {}
-        metric = accuracy_score if self.classifier else r2_score
+        losses, self.scores = [], {}
         for name, X, y in (
             ("train", self.X_train, self.y_train),
             ("test", self.X_test, self.y_test),
         ):
-            scores[name] = (
-                _finite(metric(y, network.predict(X))) if len(y) > 1 else None
-            )
-        scores["name"] = "accuracy" if self.classifier else "R²"
-        return scores
+            loss = score = None
+            if len(y) and self.classifier:
+                proba = network.predict_proba(X)
+                loss = _finite(log_loss(y, proba, labels=self.classes))
+                predicted = network.classes_[np.argmax(proba, axis=1)]
+                score = _finite(accuracy_score(y, predicted)) if len(y) > 1 else None
+            elif len(y):
+                predicted = network.predict(X)
+                loss = _finite(mean_squared_error(y, predicted))
+                score = _finite(r2_score(y, predicted)) if len(y) > 1 else None
+            losses.append(loss)
+            self.scores[name] = score
+        self.scores["name"] = "accuracy" if self.classifier else "R²"
+        self.history.append([self.epoch, *losses])
 
-    def frame(self):
-        """What the page draws: losses, heat maps and weights."""
+    def frame(self, history):
+        """What the page draws: losses, heat maps and weights; ``history``,
+        the rows of the history it has not seen."""
         network = self.network
         _, train_loss, test_loss = self.history[-1]
         return {
             "epoch": self.epoch,
             "loss": {"train": train_loss, "test": test_loss},
-            "score": self._scores(),
-            "history": list(self.history),
+            "score": dict(self.scores),
+            "history": history,
             "columns": self._columns(),
             "weights": [_rounded(W) for W in network.coefs_],
             "biases": [_rounded(b) for b in network.intercepts_],
@@ -349,7 +343,7 @@ class Session:
             self.state,
             self.network,
             epochs=self.epoch,
-            test_score=self._scores()["test"],
+            test_score=self.scores["test"],
             table=self.data_table,
         )
         return {"code": code, "filename": FILENAME}

@@ -152,12 +152,11 @@ def _layers(value):
     layers = _list("layers", value)
     if len(layers) > CHOICES["max_layers"]:
         _fail("layers", value, expected)
-    for n in layers:
-        try:
-            _integer("layers", n, 1, CHOICES["max_neurons"])
-        except ValueError:
-            _fail("layers", value, expected)
-    return [int(float(n)) for n in layers]
+    try:
+        return [_integer("layers", n, 1, CHOICES["max_neurons"]) for n in layers]
+    except ValueError:
+        # The message names the whole list, as the page and the URL hold it.
+        _fail("layers", value, expected)
 
 
 def _features(value):
