@@ -14,13 +14,15 @@ itself only relatively, so each copy is a complete, separate skdnn, with its
 own module state, and both share torch, numpy and their thread pools, as two
 fits in one process do. The workloads are the *after* tree's
 ``benchmarks/bench.py`` (W1-W3, through ``bench._dnn``) and ``search.py``
-(W4: the batched dropout search, refit included), built with each copy's
-classes. One untimed fit of each side comes first.
+(W4: the batched dropout search, refit included; W5: the batched randomized
+search; W6: the batched validation curve over dropout), built with each
+copy's classes. One untimed fit of each side comes first.
 
 Usage: ``python benchmarks/ab_paired.py [--before REV] [--after TREE_OR_REV]
 [--repeats 20] [--only W1 W2 W3 W4] [--json PATH]``. The verdicts are
-``ab.py``'s, on the median paired ratio. ``--only`` also takes S1, S2 and M1
-(see :func:`_extra_data`): sparse input, and masks past the trainer's bound.
+``ab.py``'s, on the median paired ratio. ``--only`` also takes W5, W6, S1,
+S2 and M1 (see :func:`_extra_data`): sparse input, and masks past the
+trainer's bound.
 """
 
 import argparse
@@ -113,6 +115,36 @@ def _fits(packages, bench_dir, name):
                 grid = {"dropout": search.DROPOUT}
                 cv = StratifiedKFold(5)
                 return model_selection.GridSearchCV(estimator, grid, cv=cv).fit(X, y)
+
+            return fit
+    elif name == "W5":
+        search = importlib.import_module("search")
+        X, y = search.make_classification(n_samples=5000, n_features=20, random_state=0)
+
+        def fit_of(package, model_selection):
+            def fit(seed):
+                estimator = package.DNNClassifier(
+                    early_stopping=True, max_iter=search.W5_MAX_ITER,
+                    random_state=seed, n_init=1, device="cpu",
+                )  # fmt: skip
+                return model_selection.RandomizedSearchCV(
+                    estimator, search.W5_SPACE, n_iter=24, cv=3, random_state=0
+                ).fit(X, y)
+
+            return fit
+
+    elif name == "W6":
+        search = importlib.import_module("search")
+        spec = bench.WORKLOADS["W2"]
+        X, _, y, _ = spec["data"]()
+
+        def fit_of(package, model_selection):
+            def fit(seed):
+                estimator = bench._dnn(spec, seed, package.DNNClassifier)
+                return model_selection.validation_curve(
+                    estimator, X, y, param_name="dropout",
+                    param_range=search.W6_RANGE, cv=5,
+                )  # fmt: skip
 
             return fit
     else:
