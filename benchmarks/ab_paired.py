@@ -119,17 +119,15 @@ def _fits(packages, bench_dir, name):
             return fit
     elif name == "W5":
         search = importlib.import_module("search")
-        X, y = search.make_classification(n_samples=5000, n_features=20, random_state=0)
+        X, y = search._w5_data()
 
         def fit_of(package, model_selection):
             def fit(seed):
-                estimator = package.DNNClassifier(
-                    early_stopping=True, max_iter=search.W5_MAX_ITER,
-                    random_state=seed, n_init=1, device="cpu",
-                )  # fmt: skip
-                return model_selection.RandomizedSearchCV(
-                    estimator, search.W5_SPACE, n_iter=24, cv=3, random_state=0
-                ).fit(X, y)
+                estimator = search._w5_estimator(
+                    package.DNNClassifier, random_state=seed
+                )
+                search_class = model_selection.RandomizedSearchCV
+                return search._w5_searcher(search_class, estimator).fit(X, y)
 
             return fit
 
@@ -141,10 +139,9 @@ def _fits(packages, bench_dir, name):
         def fit_of(package, model_selection):
             def fit(seed):
                 estimator = bench._dnn(spec, seed, package.DNNClassifier)
-                return model_selection.validation_curve(
-                    estimator, X, y, param_name="dropout",
-                    param_range=search.W6_RANGE, cv=5,
-                )  # fmt: skip
+                return search._w6_curve(
+                    model_selection.validation_curve, estimator, X, y
+                )
 
             return fit
     else:

@@ -125,16 +125,28 @@ W4_SEARCHES = {
 }
 
 
+def _w5_data():
+    return make_classification(n_samples=5000, n_features=20, random_state=0)
+
+
+def _w5_estimator(estimator=DNNClassifier, max_iter=W5_MAX_ITER, random_state=0):
+    # ``estimator``: another copy of the class, as in bench._dnn.
+    return estimator(
+        early_stopping=True,
+        max_iter=max_iter,
+        random_state=random_state,
+        n_init=1,
+        device="cpu",
+    )
+
+
+def _w5_searcher(search, estimator, **kwargs):
+    return search(estimator, W5_SPACE, n_iter=24, cv=3, random_state=0, **kwargs)
+
+
 def _w5_search(search, **kwargs):
     def make(max_iter):
-        estimator = DNNClassifier(
-            early_stopping=True,
-            max_iter=max_iter,
-            random_state=0,
-            n_init=1,
-            device="cpu",
-        )
-        return search(estimator, W5_SPACE, n_iter=24, cv=3, random_state=0, **kwargs)
+        return _w5_searcher(search, _w5_estimator(max_iter=max_iter), **kwargs)
 
     return make
 
@@ -217,7 +229,7 @@ def run_w4(repeats):
 
 
 def run_w5(repeats):
-    X, y = make_classification(n_samples=5000, n_features=20, random_state=0)
+    X, y = _w5_data()
     medians, searches = _measure(
         {
             name: lambda make=make: make(W5_MAX_ITER).fit(X, y)
@@ -265,16 +277,17 @@ def _rounded(params):
     }
 
 
+def _w6_curve(function, estimator, X, y):
+    return function(estimator, X, y, param_name="dropout", param_range=W6_RANGE, cv=5)
+
+
 def run_w6(repeats):
     spec = WORKLOADS["W2"]
     X_train, _, y_train, _ = spec["data"]()
 
     def curve(function, epochs):
         estimator = _dnn(spec, 0).set_params(max_iter=epochs)
-        return function(
-            estimator, X_train, y_train, param_name="dropout",
-            param_range=W6_RANGE, cv=5,
-        )  # fmt: skip
+        return _w6_curve(function, estimator, X_train, y_train)
 
     medians, curves = _measure(
         {n: lambda f=f: curve(f, spec["epochs"]) for n, f in W6_CURVES.items()},
