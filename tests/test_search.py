@@ -1042,6 +1042,45 @@ def test_epoch_masks_drop_at_each_models_rate():
             assert abs(1 - kept.double().mean().item() - rate) < 0.02
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_models_sharing_draws_get_the_masks_of_their_own_draws(dtype):
+    # Models 0, 2, 3 and 5 share a seed (a fold's candidates, not next to
+    # each other), each its own rate, 0 included; model 4 has a smaller
+    # batch, so its bits are gathered; model 1 has another seed. Drawn once
+    # per group and shared (seeds given), every model's masks are those of
+    # its own draws (seeds None: each model draws and converts its own).
+    rates = np.array(
+        [[0.5, 0.1], [0.3, 0.3], [0.0, 0.2], [0.25, 0.0], [0.4, 0.4], [0.5, 0.5]]
+    )
+    n_rows, batch = np.full(6, 96), np.array([32, 32, 32, 32, 24, 32])
+    seeds = [7, 8, 7, 7, 7, 7]
+    layout = batch_layout(n_rows, batch)
+    masks = {}
+    for shared in (False, True):
+        masks[shared] = _EpochMasks(
+            layout=layout, batch=batch, widths=[5, 3], rates=rates, dtype=dtype,
+            seeds=seeds if shared else None,
+            generators=[torch.Generator().manual_seed(s) for s in seeds],
+        )  # fmt: skip
+    # Models 0, 4 (gathering its bits from a copy of model 0's) and 5 draw
+    # alike; 2 and 3 drop on other layers.
+    assert [list(g) for g in masks[True].groups] == [[0, 4, 5], [1], [2], [3]]
+    valid = torch.from_numpy(layout[1])
+    running = np.ones(6, dtype=bool)
+    for _ in range(2):
+        for epoch in masks.values():
+            epoch.draw(running)
+        for i in (0, 1):
+            for m in range(6):
+                # (steps, units, slots): the slots in use (padding is unused).
+                mask = [
+                    e.masks[i][:, m].transpose(1, 2)[valid[:, m]]
+                    for e in masks.values()
+                ]
+                assert torch.equal(*mask), (i, m)
+                assert torch.all(mask[0] == 1) == (rates[m, i] == 0)
+
+
 def test_a_stopped_model_draws_no_more_masks():
     layout = batch_layout(np.array([64, 64]), np.array([32, 32]))
     masks = _EpochMasks(

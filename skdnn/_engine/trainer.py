@@ -547,9 +547,11 @@ class Trainer:
             # Shared X: its rows are the targets' shifted by each model's.
             x_rows = (grid + self.x_shift[None, :, None]).reshape(-1)
             # Padding slots hold another model's row, shifted maybe out of
-            # range: any row in range does (padding has no weight).
-            n_rows = (self.X_all if self.X_sparse is None else self.X_sparse).shape[0]
-            np.clip(x_rows, 0, n_rows - 1, out=x_rows)
+            # range: any row in range does (padding has no weight). numpy's
+            # take on the CPU clips them itself (see _take_rows).
+            X = self.X_all if self.X_sparse is None else self.X_sparse
+            if self.X_sparse is not None or X.device.type != "cpu":
+                np.clip(x_rows, 0, X.shape[0] - 1, out=x_rows)
         if self.X_sparse is None:
             if self.x_shift is None:
                 pairs = ((self.X_all, self.X_epoch), (self.target_all, self.t_epoch))
@@ -704,8 +706,9 @@ def _take_rows(rows, pairs):
     """Copy ``source[rows]`` into each ``(source, out)`` pair's ``out``."""
     if pairs[0][0].device.type == "cpu":
         # numpy's take: a third faster than index_select on narrow rows;
-        # "clip" (the rows are in range, from epoch_rows) half as long again
-        # as the default "raise", whose bounds check buffers the copy.
+        # "clip" half as long again as the default "raise", whose bounds
+        # check buffers the copy. Rows are in range (from epoch_rows) but
+        # for shared X's padding slots, which "clip" brings in range.
         for source, out in pairs:
             np.take(
                 source.numpy(),
