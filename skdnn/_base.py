@@ -31,6 +31,7 @@ from ._compat import (
     _check_feature_names,
     _check_n_features,
     _check_sample_weight,
+    param_names,
 )
 from ._defaults import resolved
 from ._device import (
@@ -241,6 +242,12 @@ class BaseDNN(BaseEstimator):
     >>> isinstance(DNNClassifier(), BaseDNN)
     True
     """
+
+    @classmethod
+    def _get_param_names(cls):
+        # scikit-learn's reads __init__'s signature at each call: see
+        # param_names.
+        return param_names(cls)
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": [
@@ -525,7 +532,12 @@ class BaseDNN(BaseEstimator):
             coefs, intercepts, activation=self.activation, dropout=rates,
             input_scaling=resolved(self, "input_scaling"),
         )  # fmt: skip
-        self.module_ = module.to(device).eval()
+        if device.type != "cpu":
+            # The module is made on the CPU; moving it there walks every
+            # parameter for nothing, a tenth of a batched search's
+            # preparation of a small network.
+            module = module.to(device)
+        self.module_ = module.eval()
         self.device_ = device
         self.n_outputs_ = n_outputs
         self.n_layers_ = len(layer_units)

@@ -7,12 +7,14 @@ the two fits agree within rounding.
 
 import numpy as np
 import pytest
+import sklearn.base
 import torch
 from numpy.testing import assert_allclose
+from sklearn.base import clone
 from sklearn.datasets import make_classification
 
 import skdnn._compat
-from skdnn import DNNClassifier
+from skdnn import DNNClassifier, DNNRegressor
 from skdnn._network import MLPModule
 
 PRIVATE = [
@@ -124,3 +126,21 @@ def test_parameter_lists_without_their_private_dict_give_the_same_layers():
     assert skdnn._compat.parameter_values(Plain(module.weights)) == weights
     assert skdnn._compat.parameter_values(module.biases) == biases
     assert all(isinstance(p, torch.nn.Parameter) for p in weights + biases)
+
+
+@pytest.mark.parametrize("estimator", [DNNClassifier, DNNRegressor])
+def test_parameter_names_without_scikit_learns_private_reader_are_the_same(
+    estimator, monkeypatch
+):
+    names = sklearn.base.BaseEstimator._get_param_names.__func__(estimator)
+    assert estimator._get_param_names() == names
+    assert sorted(estimator().get_params()) == names
+    # Computed once per class: a fresh cache, with the private reader gone.
+    skdnn._compat._param_names.cache_clear()
+    monkeypatch.delattr(sklearn.base.BaseEstimator, "_get_param_names")
+    try:
+        assert skdnn._compat.param_names(estimator) == names
+        model = clone(estimator(dropout=0.3))
+        assert model.get_params()["dropout"] == 0.3
+    finally:
+        skdnn._compat._param_names.cache_clear()

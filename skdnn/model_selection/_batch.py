@@ -183,14 +183,20 @@ def _prepare_models(base_estimator, candidates, keys, prefixes, fits):
     # Each fold's data is checked once, for its first candidate; each other
     # candidate checks what its own parameters require of the targets
     # (BaseDNN._check_target_values: a Poisson loss's y >= 0).
-    checked = {}
+    checked, configured = {}, {}
     for c, f in keys:
         if (c, f) in skipped:
             continue
         Z, y_fit, prefix_time, weight, _ = data[setting_of[c], f]
-        _, settings = _split_settings(base_estimator, candidates[c])
-        model = clone(base_estimator if name is None else base_estimator[-1])
-        model.set_params(**clone(settings, safe=False))
+        if c not in configured:
+            _, settings = _split_settings(base_estimator, candidates[c])
+            model = clone(base_estimator if name is None else base_estimator[-1])
+            configured[c] = model.set_params(**clone(settings, safe=False))
+        # A clone of the candidate's model for each fold, as scikit-learn's
+        # search clones the estimator and sets the candidate's parameters
+        # for each: the same parameters, each fold its own copies, in half
+        # the time.
+        model = clone(configured[c])
         start = time.time()
         try:
             like = checked.get((setting_of[c], f))
