@@ -1044,9 +1044,9 @@ def test_epoch_masks_drop_at_each_models_rate():
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_models_sharing_draws_get_the_masks_of_their_own_draws(dtype):
-    # Models 0, 2, 3 and 5 share a seed (a fold's candidates, not next to
-    # each other), each its own rate, 0 included; model 4 has a smaller
-    # batch, so its bits are gathered; model 1 has another seed. Drawn once
+    # Models 0, 2, 3, 4 and 5 share a seed (a fold's candidates), each its
+    # own rate, 0 included; model 4 has a smaller batch, so its bits are
+    # gathered; model 1, between them, has another seed. Drawn once
     # per group and shared (seeds given), every model's masks are those of
     # its own draws (seeds None: each model draws and converts its own).
     rates = np.array(

@@ -82,7 +82,14 @@ class _EpochMasks:
         ]
         most_blocks = max(len(plan) for plan in plans)
         self.masks, self.regions, self.draws, self.gathers = {}, {}, [], []
-        thresholds, scales = {}, {}
+        # Each model's threshold, as int16 to compare with its own bits, and
+        # in the masks' dtype to compare with its group's bits converted
+        # once; its scale. Views of these make each conversion's.
+        self.thresholds, self.scales = {}, {}
+
+        def per_model(values, dtype):
+            return torch.tensor(values, dtype=dtype, device=device).view(1, M, 1, 1)
+
         for i in self.layers:
             # Room for the grid's units, and for each block's draw rounding
             # up to whole 64-bit values.
@@ -93,10 +100,15 @@ class _EpochMasks:
             self.masks[i] = torch.ones((S, M, widths[i], B), dtype=dtype, device=device)
             # A unit is kept where its 16 bits, as a signed integer, reach
             # its model's threshold: dropped with probability p.
-            dropped, scales[i] = zip(
+            dropped, scales = zip(
                 *(dropout_threshold(rate) for rate in rates[:, i]), strict=True
             )
-            thresholds[i] = np.array(dropped) - 32768
+            thresholds = np.array(dropped) - 32768
+            self.thresholds[i] = (
+                per_model(thresholds, torch.int16),
+                per_model(thresholds, dtype),
+            )
+            self.scales[i] = per_model(scales, dtype)
         spans_of, direct_of = [], []
         for m in range(M):
             spans, direct = self._plan_model(
@@ -113,18 +125,6 @@ class _EpochMasks:
             key = (m,) if seeds is None or not spans else (seeds[m], spans)
             groups.setdefault(key, []).append(m)
         self.groups = [np.array(members) for members in groups.values()]
-
-        def per_model(values, dtype):
-            return torch.tensor(values, dtype=dtype, device=device).view(1, M, 1, 1)
-
-        # Each model's threshold, as int16 to compare with its own bits, and
-        # in the masks' dtype to compare with its group's bits converted
-        # once; its scale. Views of these make each conversion's.
-        self.thresholds = {
-            i: (per_model(thresholds[i], torch.int16), per_model(thresholds[i], dtype))
-            for i in self.layers
-        }
-        self.scales = {i: per_model(scales[i], dtype) for i in self.layers}
         self._plan_conversions(widths, spans_of, direct_of, (S, M, B))
 
     def _plan_model(self, m, plan, b, n_rows, widths, rates, grid):
@@ -162,13 +162,16 @@ class _EpochMasks:
                 units = (block - start)[:, None] * w + np.arange(w)
                 position[block // b, block % b] = 4 * offset + units
                 offset += -(-count * w // 4)
+            # Converted on its own, after its layer's conversion, which
+            # covers it with bits out of order (see draw).
             self.gathers.append(
                 (
                     self.regions[i][m].view(torch.int16),
                     torch.from_numpy(position.transpose(0, 2, 1).copy()).to(device),
                     torch.empty((S, w, B), dtype=torch.int16, device=device),
-                    i,
-                    m,
+                    self.masks[i][:, m : m + 1],
+                    self.thresholds[i][0][:, m : m + 1],
+                    self.scales[i][:, m : m + 1],
                 )
             )
         return tuple(spans), direct
@@ -188,13 +191,6 @@ class _EpochMasks:
             units = self.regions[i].view(torch.int16)[:, : S * B * widths[i]]
             placed[i] = units.view(M, S, B, widths[i]).permute(1, 0, 3, 2)
         self.conversions, self.region_copies = [], []
-        # A model that gathers its bits converts them on its own, after the
-        # layer's conversion, which then covers it with bits out of order.
-        self.gathers = [
-            (region, index, units, self.masks[i][:, m : m + 1],
-             self.thresholds[i][0][:, m : m + 1], self.scales[i][:, m : m + 1])
-            for region, index, units, i, m in self.gathers
-        ]  # fmt: skip
         if len(self.groups) == M:
             # Every model its own bits: compared as they are, every model's
             # (a model without dropout on the layer: any bits reach its
@@ -207,16 +203,20 @@ class _EpochMasks:
             return
         # Otherwise each group's first model's bits, converted once, are
         # every member's; models that gather their bits get a copy of the
-        # first one's region.
-        for members in self.groups:
-            for m in members[1:]:
-                for i in sorted({i for i, _, _ in spans_of[members[0]]}):
-                    if not direct_of[m]:
-                        self.region_copies.append(
-                            (self.regions[i][m], self.regions[i][members[0]])
-                        )
+        # first one's region of each layer the group draws.
+        layers_of = [{i for i, _, _ in spans_of[g[0]]} for g in self.groups]
+        for members, layers in zip(self.groups, layers_of, strict=True):
+            for m in (m for m in members[1:] if not direct_of[m]):
+                for i in sorted(layers):
+                    self.region_copies.append(
+                        (self.regions[i][m], self.regions[i][members[0]])
+                    )
         for i in self.layers:
-            drawing = [g for g in self.groups if i in {j for j, _, _ in spans_of[g[0]]}]
+            drawing = [
+                g
+                for g, layers in zip(self.groups, layers_of, strict=True)
+                if i in layers
+            ]
             converted = torch.empty(
                 (S, len(drawing), widths[i], B),
                 dtype=self.masks[i].dtype,
