@@ -225,17 +225,11 @@ def finish_fit(estimator, trainer, progress, m):
     and the optimizer ``fit`` leaves, in model m's state, so that
     ``partial_fit`` continues it as it would after ``fit``.
     """
-    ws, optimizer = trainer.ws, trainer.optimizer
-    with torch.no_grad():
-        for param, W in zip(estimator.module_.weights, ws.weights, strict=True):
-            param.copy_(W[m])
-        for param, b in zip(estimator.module_.biases, ws.biases, strict=True):
-            param.copy_(b[m, 0])
-        for param in estimator.module_.input_scale:
-            param.copy_(ws.scale_u[m])
+    optimizer = trainer.optimizer
     # The flat parameter's layout, weights, biases and the input scale, is a
-    # batched model's row: its optimizer state carries over as it is.
-    estimator._flat = flatten_parameters(estimator.module_)
+    # batched model's row: the module's parameters become views of a copy
+    # of it, and its optimizer state carries over as it is.
+    estimator._flat = flatten_parameters(estimator.module_, values=trainer.flat[m])
     estimator._optimizer = new_optimizer(estimator)
     if estimator.solver == "sgd":
         buffer = sgd_momentum_buffer(estimator._optimizer)
@@ -486,8 +480,7 @@ def keep_best(estimator, run, i):
     if estimator._validating:
         j = candidates[np.argmax(progress.best_score[candidates])]
     else:
-        last = [(progress.curve(j) or [np.inf])[-1] for j in candidates]
-        j = candidates[np.argmin(last)]
+        j = candidates[np.argmin([progress.last_loss(j) for j in candidates])]
     model = run.models[j]
     finish_fit(model, run.trainer, progress, j)
     if model is not estimator:

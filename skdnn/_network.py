@@ -193,7 +193,7 @@ def dropout_masks(*, n_samples, widths, rates, generator, dtype, device, out=Non
     return masks
 
 
-def flatten_parameters(module):
+def flatten_parameters(module, values=None):
     """Move a module's parameters into one flat Parameter, as views of it.
 
     Each parameter's data becomes a view of the returned flat tensor, and its
@@ -204,6 +204,11 @@ def flatten_parameters(module):
     Parameters
     ----------
     module : MLPModule
+    values : Tensor, default=None
+        The parameters' new values in that layout (1-d, or one model's row
+        of a trainer's flat parameters), copied into the flat tensor
+        instead of the module's current ones: a batched fit's trained model
+        is given its weights so, without copying them into the module first.
 
     Returns
     -------
@@ -211,20 +216,27 @@ def flatten_parameters(module):
         1-d, with its ``.grad`` allocated.
     """
     params = list(module.parameters())
-    values = torch.empty(
-        sum(p.numel() for p in params),
-        dtype=params[0].dtype,
-        device=params[0].device,
-    )
+    if values is None:
+        values = torch.empty(
+            sum(p.numel() for p in params),
+            dtype=params[0].dtype,
+            device=params[0].device,
+        )
+        with torch.no_grad():
+            offset = 0
+            for p in params:
+                size = p.numel()
+                values[offset : offset + size].copy_(p.reshape(-1))
+                offset += size
+    else:
+        values = values.detach().reshape(-1).clone()
     grads = torch.zeros_like(values)
     offset = 0
-    with torch.no_grad():
-        for p in params:
-            size = p.numel()
-            values[offset : offset + size].copy_(p.reshape(-1))
-            p.data = values[offset : offset + size].view_as(p)
-            p.grad = grads[offset : offset + size].view_as(p)
-            offset += size
+    for p in params:
+        size = p.numel()
+        p.data = values[offset : offset + size].view_as(p)
+        p.grad = grads[offset : offset + size].view_as(p)
+        offset += size
     flat = torch.nn.Parameter(values)
     flat.grad = grads
     return flat

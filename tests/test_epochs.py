@@ -132,6 +132,24 @@ def test_each_model_stops_by_its_own_rule_and_is_left_as_it_is():
     assert progress.best_loss.tolist() == pytest.approx([2, 3, 9.7])
 
 
+def test_progress_curves_follow_the_epochs_recorded_so_far():
+    # Each model's curve is its own first n_iter epochs, read again after
+    # more epochs are recorded; the last loss is its last epoch's (inf
+    # before any).
+    progress = Progress(2, learning_rates=[0.1, 0.1])
+    assert progress.curve(0) == [] and progress.last_loss(0) == np.inf
+    progress.losses.append(np.array([1.0, 2.0]))
+    progress.n_iter[:] = 1
+    assert progress.curve(1) == [2.0] and progress.last_loss(1) == 2.0
+    progress.losses.append(np.array([0.5, 1.5]))
+    progress.scores.append(np.array([0.7, 0.8]))
+    progress.n_iter[:] = [2, 1]
+    assert progress.curve(0) == [1.0, 0.5] and progress.curve(1) == [2.0]
+    assert progress.last_loss(0) == 0.5 and progress.last_loss(1) == 2.0
+    assert progress.curve(1, progress.scores) == [0.8]
+    assert all(type(v) is float for v in progress.curve(0))
+
+
 def test_adaptive_divides_the_rate_on_each_plateau_until_its_floor():
     # A loss that never improves by tol: 'adaptive' divides the rate by 5
     # at each plateau (3 epochs the first time, then 2: the count restarts
