@@ -254,15 +254,25 @@ class _Workspace:
             return torch.empty((M, width, B), dtype=dtype, device=device)
 
         self.outputs = [empty(w) for w in self.widths]
-        self.masked = [
-            empty(w) if d else None for w, d in zip(self.widths, dropped, strict=True)
-        ]
         self.gated = activation == "relu"
+        # A ReLU layer with dropout needs only its gate and one more buffer:
+        # its output, masked in place, then (once the next layer's weight
+        # gradient has read it) its error. A step then touches half the
+        # memory of four buffers a layer, more of it in cache: paired A/B,
+        # W4 0.959 and 0.966, W2 0.926, W1 1.020 (same).
+        in_place = [d and self.gated for d in dropped]
+        self.masked = [
+            o if p else (empty(w) if d else None)
+            for o, w, d, p in zip(self.outputs, self.widths, dropped, in_place,
+                                  strict=True)
+        ]  # fmt: skip
         self.gates = [
-            empty(w) if d and self.gated else None
-            for w, d in zip(self.widths, dropped, strict=True)
+            empty(w) if p else None for w, p in zip(self.widths, in_place, strict=True)
         ]
-        self.upstream = [empty(w) for w in self.widths]
+        self.upstream = [
+            o if p else empty(w)
+            for o, w, p in zip(self.outputs, self.widths, in_place, strict=True)
+        ]
         self.delta = empty(self.n_outputs)
         self.minus_ones = torch.full((M, 1, B), -1.0, dtype=dtype, device=device)
         # Layer i + 1's input; layer 0's is the step's data.
