@@ -120,6 +120,29 @@ def test_per_sample_loss_is_scikit_learns_metric(name, n_samples, seed, n_output
     )
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_log_loss_of_a_confident_output_is_exact(dtype):
+    # softplus of the logit of the wrong class, log1p(exp(.)) as numpy
+    # computes it in float64: the loss of a well-classified sample is tiny
+    # and must not vanish or lose digits (torch's binary_cross_entropy_
+    # with_logits gave 0 at raw = -40, target 0, and was 1.3% off at -30).
+    raw = np.array([-800.0, -40.0, -30.0, -20.0, -5.0, -1e-3, 0.0, 1e-3, 5.0,
+                    20.0, 30.0, 39.0, 41.0, 800.0])  # fmt: skip
+    loss = loss_by_name("multilabel_log_loss")
+    for value in (0.0, 1.0):
+        target = np.full_like(raw, value)
+        got = loss.per_sample(
+            torch.from_numpy(raw).to(dtype)[:, None],
+            torch.from_numpy(target).to(dtype)[:, None],
+            1,
+        )
+        expected = np.logaddexp(0.0, raw * (1 - 2 * value))
+        eps = torch.finfo(dtype).eps
+        np.testing.assert_allclose(
+            got[:, 0].double().numpy(), expected, rtol=4 * eps, atol=0
+        )
+
+
 @pytest.mark.parametrize("name", ["squared_error", "poisson"])
 def test_a_perfect_prediction_has_zero_regression_loss(name):
     loss = loss_by_name(name)
