@@ -25,10 +25,10 @@ from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 import skdnn._engine.masks
 from skdnn import DNNClassifier, DNNRegressor
-from skdnn._batched import prepare_fit, train_batched
+from skdnn._batched import prepare_fit, stacked_model, train_batched
 from skdnn._engine.masks import _EpochMasks
 from skdnn._engine.optim import make_adam, make_sgd
-from skdnn._engine.trainer import batch_layout, epoch_rows
+from skdnn._engine.trainer import Trainer, batch_layout, epoch_rows
 from skdnn.model_selection import GridSearchCV, RandomizedSearchCV
 
 # float64 after 100 epochs of Adam: the batched and sequential fits differ in
@@ -490,6 +490,59 @@ def test_folds_of_unequal_size_get_exactly_their_rows():
             alone.score(X[test], y[test]),
         )
     assert {len(train) for train, _ in cv.split(X, y)} == {67, 68}
+
+
+@pytest.mark.parametrize("data", [_xor, _blobs])
+def test_twins_get_the_epoch_rows_of_each_their_own(data):
+    # Models given one X array with the same targets and batch size (a
+    # search's candidates on a fold) are twins: each epoch's rows are
+    # gathered once for each twin group and copied to every twin. Their
+    # grids must be those of each model's own rows (class indices too), and
+    # an epoch whose twins visit their rows in different orders is gathered
+    # model by model.
+    X, y = data(101)
+    fold_rows = [slice(0, 60), slice(0, 60), slice(40, 101), slice(0, 60),
+                 slice(40, 101)]  # fmt: skip
+    models = [_clf(alpha=a, n_init=1) for a in (1e-4, 1e-3, 1e-4, 1e-2, 1e-2)]
+    # As a search prepares them: each fold's data checked once.
+    prepared, first = [], {}
+    for model, rows in zip(models, fold_rows, strict=True):
+        like = first.get(rows.start)
+        prepared.append(prepare_fit(model, X[rows], y[rows], like=like))
+        first.setdefault(rows.start, prepared[-1])
+    trainer = Trainer(
+        [stacked_model(m) for m in models], prepared, batch_sizes=[32] * 5,
+    )  # fmt: skip
+    twins = trainer.twins
+    assert twins is not None and twins.leaders.tolist() == [0, 2]
+    assert twins.index.tolist() == [0, 0, 1, 0, 1]
+    rng = np.random.RandomState(0)
+    order = {n: rng.permutation(n) for n in (60, 61)}
+    orders = [order[p.X.shape[0]] for p in prepared]
+    assert twins.take(orders)
+    # Their slots in use hold what the model-by-model gather puts there
+    # (padding slots hold some row of the data: they weigh nothing).
+    valid = torch.from_numpy(trainer.layout[1])
+    by_twins = trainer.X_epoch[valid], trainer.t_epoch[valid]
+    trainer.X_epoch.zero_(), trainer.t_epoch.zero_()
+    trainer._take_epoch(epoch_rows(orders, trainer.layout, offsets=trainer.row_offsets))
+    torch.testing.assert_close(
+        by_twins, (trainer.X_epoch[valid], trainer.t_epoch[valid]), rtol=0, atol=0
+    )
+    # Each model's slots hold its own rows and targets, in its order.
+    assert twins.take(orders)
+    valid = trainer.layout[1]
+    for m, p in enumerate(prepared):
+        visited = orders[m][: valid[:, m].sum()]
+        assert_array_equal(trainer.X_epoch[:, m].numpy()[valid[:, m]], p.X[visited])
+        targets = trainer.t_epoch[:, m].numpy()[valid[:, m]]
+        assert_array_equal(
+            targets.reshape(len(visited), -1)[:, 0],
+            p.target[visited].reshape(len(visited), -1)[:, 0],
+        )
+    # Twins 0 and 1 in different orders: not taken as twins.
+    orders[1] = rng.permutation(60)
+    assert not twins.take(orders)
 
 
 def test_grid_over_architectures_forms_separate_batches(capsys):
