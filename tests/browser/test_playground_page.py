@@ -188,7 +188,15 @@ def test_switch_to_a_regression_problem(page, server, screenshots):
     page.select_option("#activation", "relu")
     _wait_for_reset(page, "window.playground.state.activation === 'relu'")
     _play_until(page, 30)
-    assert _frame(page, "score.train") > 0.3
+    # The training loss falls to about a fifth of the untrained network's,
+    # then swings from epoch to epoch at the page's learning rate (R² 0.28
+    # to 0.43 after epoch 20, where pausing lands wherever the server is):
+    # the last five epochs' mean loss, and R², say that it learned.
+    history = _frame(page, "history")
+    assert history[0][0] == 0 and len(history) > 30
+    recent = [row[1] for row in history[-5:]]
+    assert sum(recent) / len(recent) < 0.4 * history[0][1]
+    assert _frame(page, "score.train") > 0.2
     page.screenshot(path=screenshots / "regression.png")
     assert not _page_errors(page)
 
