@@ -217,17 +217,7 @@ def flatten_parameters(module, values=None):
     """
     params = list(module.parameters())
     if values is None:
-        values = torch.empty(
-            sum(p.numel() for p in params),
-            dtype=params[0].dtype,
-            device=params[0].device,
-        )
-        with torch.no_grad():
-            offset = 0
-            for p in params:
-                size = p.numel()
-                values[offset : offset + size].copy_(p.reshape(-1))
-                offset += size
+        values = torch.cat([p.detach().reshape(-1) for p in params])
     else:
         values = values.detach().reshape(-1).clone()
     grads = torch.zeros_like(values)

@@ -116,10 +116,11 @@ class Progress:
         # The epochs' arrays stacked once for every model's curve, not read
         # an element at a time: a batched search's 36 models of 100 epochs
         # took a millisecond so.
-        key = (id(values), len(values))
-        if self._stacked.get(id(values), (None,))[0] != key:
-            self._stacked[id(values)] = (key, np.array(values))
-        return self._stacked[id(values)][1][: self.n_iter[m], m].tolist()
+        # The lists only grow: a stack as long as its list is up to date.
+        stacked = self._stacked.get(id(values))
+        if stacked is None or len(stacked) != len(values):
+            stacked = self._stacked[id(values)] = np.array(values)
+        return stacked[: self.n_iter[m], m].tolist()
 
     def last_loss(self, m):
         """Model m's loss of its last epoch in this run; inf if none ran."""

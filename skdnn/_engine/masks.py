@@ -83,8 +83,7 @@ class _EpochMasks:
         most_blocks = max(len(plan) for plan in plans)
         self.masks, self.regions, self.draws, self.gathers = {}, {}, [], []
         # Each model's threshold, as int16 to compare with its own bits, and
-        # in the masks' dtype to compare with its group's bits converted
-        # once; its scale. Views of these make each conversion's.
+        # its scale. Views of these make each conversion's.
         self.thresholds, self.scales = {}, {}
 
         def per_model(values, dtype):
@@ -104,10 +103,7 @@ class _EpochMasks:
                 *(dropout_threshold(rate) for rate in rates[:, i]), strict=True
             )
             thresholds = np.array(dropped) - 32768
-            self.thresholds[i] = (
-                per_model(thresholds, torch.int16),
-                per_model(thresholds, dtype),
-            )
+            self.thresholds[i] = per_model(thresholds, torch.int16)
             self.scales[i] = per_model(scales, dtype)
         spans_of, direct_of = [], []
         for m in range(M):
@@ -170,7 +166,7 @@ class _EpochMasks:
                     torch.from_numpy(position.transpose(0, 2, 1).copy()).to(device),
                     torch.empty((S, w, B), dtype=torch.int16, device=device),
                     self.masks[i][:, m : m + 1],
-                    self.thresholds[i][0][:, m : m + 1],
+                    self.thresholds[i][:, m : m + 1],
                     self.scales[i][:, m : m + 1],
                 )
             )
@@ -196,7 +192,7 @@ class _EpochMasks:
             # threshold, and its scale is 1).
             for i in self.layers:
                 self.conversions.append(
-                    (_own_masks, placed[i], self.masks[i], self.thresholds[i][0],
+                    (_own_masks, placed[i], self.masks[i], self.thresholds[i],
                      self.scales[i])
                 )  # fmt: skip
             return
@@ -235,7 +231,7 @@ class _EpochMasks:
         group = np.zeros(M, dtype=np.int64)
         for g, members in enumerate(drawing):
             group[members] = g
-        thresholds = self.thresholds[i][0].view(-1).cpu().numpy()
+        thresholds = self.thresholds[i].view(-1).cpu().numpy()
         scales = self.scales[i].view(-1).cpu().numpy()
         # The distinct masks, each group's next to each other.
         keys = sorted(

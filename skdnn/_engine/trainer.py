@@ -652,7 +652,7 @@ class Trainer:
         ws, layout, device, dtype = self.ws, self.layout, self.device, self.dtype
         # Each model's batches of its own size; slots past a model's batch,
         # and steps past its last batch, are padding: weight 0, no update.
-        if self.weighted or self.twins is None or not self.twins.take(orders):
+        if self.twins is None or not self.twins.take(orders):
             rows = epoch_rows(orders, layout, out=self.rows, offsets=self.row_offsets)
             self._take_epoch(rows)
         real_rows = self.rows_per_step * running
@@ -767,9 +767,8 @@ class _Twins:
         self.row_offsets = np.repeat(model_offsets(trainer.n_rows)[leaders], n_rows)
         self.x_shift = trainer.x_shift[leaders][None, :, None]
         S, D, B = self.rows.shape
-        X_epoch, t_epoch = trainer.X_epoch, trainer.t_epoch
-        self.X = np.empty((S, D, B, X_epoch.shape[3]), dtype=X_epoch.numpy().dtype)
-        self.t = np.empty((S, D, B, t_epoch.shape[3]), dtype=t_epoch.numpy().dtype)
+        self.X = np.empty((S, D, B, self.X_epoch.shape[3]), dtype=self.X_epoch.dtype)
+        self.t = np.empty((S, D, B, self.t_epoch.shape[3]), dtype=self.t_epoch.dtype)
         self.twin_of = leaders[index]
 
     def take(self, orders):
